@@ -1,0 +1,140 @@
+"""The replay rules: one table from event kind to (gate, handler).
+
+``apply_event`` is the only function that changes a ``ServerState``. It checks, in order: the
+equivocation rule (an author's events from their first fork on have no effect), the kind's gate
+(who may author it at all), then the kind's handler (permissions, caps, targets). A refusal is a
+``RejectReason`` recorded in ``state.rejected``; it is a value, so every peer records the same.
+The table is data: docs and tests read it, and adding a kind means adding a row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..event import Event
+from ..journal import Journal
+from ..kinds import Kind
+from ..results import RejectReason
+from ..state import ServerState
+from ._common import Gate, Handler, Outcome
+from .channels import (
+    apply_channel_revive,
+    apply_create_channel,
+    apply_create_thread,
+    apply_delete_channel,
+    apply_mute_channel,
+    apply_mute_grove,
+    apply_pin,
+    apply_rename_channel,
+    apply_rotate_channel_key,
+    apply_set_channel_overwrite,
+    apply_unpin,
+)
+from .governance import apply_propose, apply_vote
+from .membership import (
+    apply_create_invite,
+    apply_grant_permission,
+    apply_join,
+    apply_leave,
+    apply_revoke_invite,
+    apply_revoke_permission,
+)
+from .messages import (
+    apply_add_emoji,
+    apply_delete_message,
+    apply_edit_message,
+    apply_file_message,
+    apply_message,
+    apply_reaction,
+    apply_remove_emoji,
+    apply_remove_reaction,
+)
+from .profiles import (
+    apply_rename_server,
+    apply_set_description,
+    apply_set_profile,
+    apply_update_profile,
+)
+from .roles import (
+    apply_assign_role,
+    apply_create_role,
+    apply_delete_role,
+    apply_set_permission,
+    apply_unassign_role,
+)
+
+__all__ = ["RULES", "Gate", "apply_event"]
+
+
+def _genesis(state: ServerState, ev: Event, p: Any, j: Journal) -> Outcome:
+    return None  # the state is built from genesis; nothing more to do
+
+
+RULES: dict[Kind, tuple[Gate, Handler]] = {
+    Kind.CREATE_SERVER: (Gate.GENESIS, _genesis),
+    Kind.PROPOSE: (Gate.ADMIN, apply_propose),
+    Kind.VOTE: (Gate.ADMIN, apply_vote),
+    Kind.GRANT_PERMISSION: (Gate.ADMIN, apply_grant_permission),
+    Kind.REVOKE_PERMISSION: (Gate.ADMIN, apply_revoke_permission),
+    Kind.CREATE_CHANNEL: (Gate.MEMBER, apply_create_channel),
+    Kind.DELETE_CHANNEL: (Gate.MEMBER, apply_delete_channel),
+    Kind.RENAME_CHANNEL: (Gate.MEMBER, apply_rename_channel),
+    Kind.CHANNEL_REVIVE: (Gate.MEMBER, apply_channel_revive),
+    Kind.CREATE_ROLE: (Gate.MEMBER, apply_create_role),
+    Kind.DELETE_ROLE: (Gate.MEMBER, apply_delete_role),
+    Kind.SET_PERMISSION: (Gate.MEMBER, apply_set_permission),
+    Kind.ASSIGN_ROLE: (Gate.MEMBER, apply_assign_role),
+    Kind.MESSAGE: (Gate.MEMBER, apply_message),
+    Kind.FILE_MESSAGE: (Gate.MEMBER, apply_file_message),
+    Kind.EDIT_MESSAGE: (Gate.MEMBER, apply_edit_message),
+    Kind.DELETE_MESSAGE: (Gate.MEMBER, apply_delete_message),
+    Kind.REACTION: (Gate.MEMBER, apply_reaction),
+    Kind.SET_PROFILE: (Gate.MEMBER, apply_set_profile),
+    Kind.UPDATE_PROFILE: (Gate.MEMBER, apply_update_profile),
+    Kind.ROTATE_CHANNEL_KEY: (Gate.MEMBER, apply_rotate_channel_key),
+    Kind.PIN_MESSAGE: (Gate.MEMBER, apply_pin),
+    Kind.UNPIN_MESSAGE: (Gate.MEMBER, apply_unpin),
+    Kind.RENAME_SERVER: (Gate.ADMIN, apply_rename_server),
+    Kind.SET_SERVER_DESCRIPTION: (Gate.ADMIN, apply_set_description),
+    Kind.MUTE_CHANNEL: (Gate.ANYONE, apply_mute_channel),
+    Kind.MUTE_GROVE: (Gate.ANYONE, apply_mute_grove),
+    Kind.JOIN: (Gate.NON_MEMBER, apply_join),
+    Kind.LEAVE: (Gate.MEMBER, apply_leave),
+    Kind.UNASSIGN_ROLE: (Gate.MEMBER, apply_unassign_role),
+    Kind.REMOVE_REACTION: (Gate.MEMBER, apply_remove_reaction),
+    Kind.CREATE_THREAD: (Gate.MEMBER, apply_create_thread),
+    Kind.ADD_EMOJI: (Gate.MEMBER, apply_add_emoji),
+    Kind.REMOVE_EMOJI: (Gate.MEMBER, apply_remove_emoji),
+    Kind.SET_CHANNEL_OVERWRITE: (Gate.MEMBER, apply_set_channel_overwrite),
+    Kind.CREATE_INVITE: (Gate.MEMBER, apply_create_invite),
+    Kind.REVOKE_INVITE: (Gate.MEMBER, apply_revoke_invite),
+}
+
+
+def _gate(state: ServerState, gate: Gate, author: bytes) -> Outcome:
+    if gate is Gate.MEMBER:
+        return None if author in state.members else RejectReason.NOT_MEMBER
+    if gate is Gate.ADMIN:
+        return None if author in state.admins else RejectReason.NOT_ADMIN
+    if gate is Gate.NON_MEMBER:
+        return RejectReason.ALREADY_MEMBER if author in state.members else None
+    return None
+
+
+def apply_event(state: ServerState, ev: Event, j: Journal, fork_seq: int | None = None) -> Outcome:
+    """Fold one event into ``state``; returns None when it applied, else why it did not.
+
+    Args:
+        fork_seq: the lowest seq at which the DAG holds two events by this author, if any.
+    """
+    gate, handler = RULES[ev.kind]
+    if fork_seq is not None and ev.seq >= fork_seq:
+        reason: Outcome = RejectReason.EQUIVOCATION
+    else:
+        reason = _gate(state, gate, ev.author)
+        if reason is None:
+            reason = handler(state, ev, ev.payload, j)
+    if reason is not None:
+        j.set(state.rejected, ev.id, int(reason))
+    j.attr(state, "applied", state.applied + 1)
+    return reason

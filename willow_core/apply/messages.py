@@ -1,0 +1,164 @@
+"""Messages, attachments, edits, deletes, reactions and custom emoji."""
+
+from __future__ import annotations
+
+import re
+
+from ..event import Event
+from ..journal import Journal
+from ..kinds import (
+    AddEmoji,
+    DeleteMessage,
+    EditMessage,
+    FileMessage,
+    Message,
+    Reaction,
+    RemoveEmoji,
+    RemoveReaction,
+)
+from ..permissions import Permission, has_channel_permission, has_permission
+from ..results import RejectReason
+from ..state import ChatMessage, CustomEmoji, ServerState
+from ._common import Outcome, needs_channel
+
+__all__ = [
+    "MAX_DISTINCT_REACTIONS",
+    "MAX_CUSTOM_EMOJI",
+    "apply_message",
+    "apply_file_message",
+    "apply_edit_message",
+    "apply_delete_message",
+    "apply_reaction",
+    "apply_remove_reaction",
+    "apply_add_emoji",
+    "apply_remove_emoji",
+]
+
+#: Distinct reaction keys per message (Discord allows 20; the original 32).
+MAX_DISTINCT_REACTIONS = 32
+#: Custom emoji per community (Discord's highest tier).
+MAX_CUSTOM_EMOJI = 250
+_SHORTCODE = re.compile(r"[a-z0-9_]{2,32}")
+
+
+def _post(
+    state: ServerState,
+    ev: Event,
+    channel_id: bytes,
+    thread_id: bytes | None,
+    body: str,
+    reply_to: bytes | None,
+    file: object,
+    j: Journal,
+) -> Outcome:
+    extra = (Permission.ATTACH_FILES,) if file is not None else ()
+    reason = needs_channel(
+        state, ev.author, channel_id, Permission.VIEW_CHANNEL, Permission.SEND_MESSAGES, *extra
+    )
+    if reason is not None:
+        return reason
+    thread = None
+    if thread_id is not None:
+        thread = state.threads.get(thread_id)
+        if thread is None:
+            return RejectReason.UNKNOWN_THREAD
+        if thread.channel != channel_id:
+            return RejectReason.INVALID_TARGET
+    message = ChatMessage(
+        ev.id, channel_id, thread_id, ev.author, body, ev.ts, reply_to, file  # type: ignore[arg-type]
+    )
+    j.set(state.messages, ev.id, message)
+    channel = state.channels[channel_id]
+    j.append(channel.messages if thread is None else thread.messages, ev.id)
+    if ev.ts > channel.last_activity:
+        j.attr(channel, "last_activity", ev.ts)
+    return None
+
+
+def apply_message(state: ServerState, ev: Event, p: Message, j: Journal) -> Outcome:
+    return _post(state, ev, p.channel, p.thread, p.body, p.reply_to, None, j)
+
+
+def apply_file_message(state: ServerState, ev: Event, p: FileMessage, j: Journal) -> Outcome:
+    return _post(state, ev, p.channel, p.thread, p.body, p.reply_to, p.file, j)
+
+
+def apply_edit_message(state: ServerState, ev: Event, p: EditMessage, j: Journal) -> Outcome:
+    message = state.messages.get(p.message)
+    if message is None or message.deleted:
+        return RejectReason.UNKNOWN_MESSAGE
+    if message.author != ev.author:
+        return RejectReason.NOT_AUTHOR
+    j.attr(message, "body", p.body)
+    j.attr(message, "edited", True)
+    return None
+
+
+def apply_delete_message(state: ServerState, ev: Event, p: DeleteMessage, j: Journal) -> Outcome:
+    message = state.messages.get(p.message)
+    if message is None or message.deleted:
+        return RejectReason.UNKNOWN_MESSAGE
+    if message.author != ev.author and not has_channel_permission(
+        state, ev.author, message.channel, Permission.MANAGE_MESSAGES
+    ):
+        return RejectReason.NOT_AUTHOR
+    j.attr(message, "deleted", True)
+    j.attr(message, "body", "")
+    j.attr(message, "file", None)
+    j.attr(message, "reactions", {})
+    return None
+
+
+def apply_reaction(state: ServerState, ev: Event, p: Reaction, j: Journal) -> Outcome:
+    message = state.messages.get(p.message)
+    if message is None or message.deleted:
+        return RejectReason.UNKNOWN_MESSAGE
+    reason = needs_channel(
+        state, ev.author, message.channel, Permission.VIEW_CHANNEL, Permission.ADD_REACTIONS
+    )
+    if reason is not None:
+        return reason
+    reactors = message.reactions.get(p.emoji)
+    if reactors is None:
+        if len(message.reactions) >= MAX_DISTINCT_REACTIONS:
+            return RejectReason.CAP_EXCEEDED
+        j.set(message.reactions, p.emoji, {ev.author})
+    else:
+        j.add(reactors, ev.author)
+    return None
+
+
+def apply_remove_reaction(
+    state: ServerState, ev: Event, p: RemoveReaction, j: Journal
+) -> Outcome:
+    message = state.messages.get(p.message)
+    if message is None or message.deleted:
+        return RejectReason.UNKNOWN_MESSAGE
+    reactors = message.reactions.get(p.emoji)
+    if reactors is None or ev.author not in reactors:
+        return RejectReason.INVALID_TARGET
+    j.discard(reactors, ev.author)
+    if not reactors:
+        j.pop(message.reactions, p.emoji)
+    return None
+
+
+def apply_add_emoji(state: ServerState, ev: Event, p: AddEmoji, j: Journal) -> Outcome:
+    if not has_permission(state, ev.author, Permission.MANAGE_EMOJI):
+        return RejectReason.MISSING_PERMISSION
+    if not _SHORTCODE.fullmatch(p.name):
+        return RejectReason.INVALID_TARGET
+    if any(e.name == p.name for e in state.emoji.values()):
+        return RejectReason.DUPLICATE_NAME
+    if len(state.emoji) >= MAX_CUSTOM_EMOJI:
+        return RejectReason.CAP_EXCEEDED
+    j.set(state.emoji, ev.id, CustomEmoji(ev.id, p.name, p.image, p.mime, ev.author))
+    return None
+
+
+def apply_remove_emoji(state: ServerState, ev: Event, p: RemoveEmoji, j: Journal) -> Outcome:
+    if not has_permission(state, ev.author, Permission.MANAGE_EMOJI):
+        return RejectReason.MISSING_PERMISSION
+    if j.pop(state.emoji, p.emoji) is None:
+        return RejectReason.UNKNOWN_EMOJI
+    return None

@@ -1,0 +1,165 @@
+"""Sans-I/O client facade: one community as seen by one local identity.
+
+Shells feed it received events (``receive``/``receive_wire``) and ask it to author new ones
+(``author``); it returns events to send and never touches a socket, file or clock: ``wall_ms``
+is passed in. Authoring signs, judges the event against the current state with the replay rules
+themselves (``ManagedDag.try_apply``), and refuses with ``NotPermitted`` *before* inserting, so
+a refused action never consumes a seq and never leaves the process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .dag import EventDag
+from .errors import DecodeError, LocalError, NotPermitted, RemoteError
+from .event import MAX_DEPS, ZERO_ID, Event, decode_event, sign_event
+from .hlc import HybridClock
+from .identity import Identity
+from .invite import InviteLink, sign_join
+from .kinds import CreateServer, Join, Payload, Vote
+from .managed import ManagedDag, Receipt
+from .state import ServerState, state_hash
+
+__all__ = ["Community"]
+
+
+class Community:
+    """A community's replicated state plus the local identity that acts in it."""
+
+    __slots__ = ("identity", "managed", "clock", "_covered")
+
+    def __init__(self, identity: Identity, server_id: bytes, clock: HybridClock | None = None):
+        self.identity = identity
+        self.managed = ManagedDag(server_id)
+        self.clock = clock or HybridClock()
+        #: author -> the tip our latest event already depends on (so deps stay minimal)
+        self._covered: dict[bytes, bytes] = {}
+
+    @classmethod
+    def create(cls, identity: Identity, name: str, wall_ms: int) -> tuple[Community, Event]:
+        """Found a new community; returns it and its genesis event (the server id is its id)."""
+        clock = HybridClock()
+        genesis = sign_event(
+            secret_key=identity.secret_key,
+            author=identity.public_key,
+            server=None,
+            seq=1,
+            prev=ZERO_ID,
+            deps=(),
+            ts=clock.now(wall_ms).ms,
+            payload=CreateServer(name),
+        )
+        community = cls(identity, genesis.id, clock)
+        community.managed.receive([genesis], wall_ms, verified=True)
+        return community, genesis
+
+    @property
+    def server_id(self) -> bytes:
+        return self.managed.server_id
+
+    @property
+    def dag(self) -> EventDag:
+        return self.managed.dag
+
+    @property
+    def state(self) -> ServerState:
+        if self.managed.state is None:
+            raise LocalError("the community's history has not been received yet")
+        return self.managed.state
+
+    @property
+    def ready(self) -> bool:
+        """Whether genesis has arrived (before that, nothing can be shown or authored)."""
+        return self.managed.state is not None
+
+    def state_hash(self) -> bytes:
+        return state_hash(self.state)
+
+    def receive(
+        self, events: Iterable[Event], wall_ms: int, *, verified: bool = False
+    ) -> Receipt:
+        """Take events from the network or the local store."""
+        events = list(events)
+        for ev in events:
+            self.clock.observe(ev.ts, wall_ms)
+        return self.managed.receive(events, wall_ms, verified=verified)
+
+    def receive_wire(
+        self, wires: Iterable[bytes], wall_ms: int
+    ) -> tuple[Receipt, list[RemoteError]]:
+        """Decode and take events in wire form; undecodable ones are returned, not raised."""
+        events: list[Event] = []
+        errors: list[RemoteError] = []
+        for wire in wires:
+            try:
+                events.append(decode_event(wire))
+            except DecodeError as exc:
+                errors.append(exc)
+        return self.receive(events, wall_ms), errors
+
+    def _deps(self, required: tuple[bytes, ...]) -> list[bytes]:
+        dag = self.dag
+        me = self.identity.public_key
+        pos = self.managed.pos
+        candidates = [
+            tip
+            for author, tips in dag.tips.items()
+            if author != me and author not in dag.fork_seq
+            for tip in tips
+            if self._covered.get(author) != tip and tip not in required
+        ]
+        candidates.sort(key=lambda t: pos.get(t, -1), reverse=True)
+        return list(required) + candidates[: MAX_DEPS - len(required)]
+
+    def author(self, payload: Payload, wall_ms: int) -> Event:
+        """Sign ``payload`` as the local identity, apply it locally, and return it to publish.
+
+        Raises:
+            NotPermitted: replay would reject it now; nothing was signed into the log.
+        """
+        if self.managed.state is None:
+            raise LocalError("the community's history has not been received yet")
+        me = self.identity.public_key
+        head = self.dag.head(me)
+        required: tuple[bytes, ...] = ()
+        if isinstance(payload, Vote):
+            required = (payload.proposal,)
+        elif isinstance(payload, Join):
+            required = (payload.invite,)
+        deps = self._deps(required)
+        if head is not None:
+            deps = [d for d in deps if d != head.id]
+        parents = [self.dag.events[d] for d in deps]
+        if head is not None:
+            parents.append(head)
+        ts = self.clock.now(wall_ms).ms
+        ts = max([ts, *(p.ts for p in parents)])
+        ev = sign_event(
+            secret_key=self.identity.secret_key,
+            author=me,
+            server=self.server_id,
+            seq=1 if head is None else head.seq + 1,
+            prev=ZERO_ID if head is None else head.id,
+            deps=deps,
+            ts=ts,
+            payload=payload,
+        )
+        reason = self.managed.try_apply(ev)
+        if reason is not None:
+            raise NotPermitted(reason)
+        receipt = self.managed.receive([ev], wall_ms, verified=True)
+        if receipt.refused:
+            raise LocalError(f"own event refused: {receipt.refused[0][1]}")
+        for dep in deps:
+            self._covered[self.dag.events[dep].author] = dep
+        return ev
+
+    def join(self, link: InviteLink, wall_ms: int) -> Event:
+        """Author the Join for ``link`` once the community's history (with the invite) is in."""
+        if link.server != self.server_id:
+            raise LocalError("the invite is for another community")
+        if link.invite not in self.dag:
+            raise LocalError("the invite has not been received yet")
+        proof = sign_join(link.seed, self.server_id, link.invite, self.identity.public_key)
+        return self.author(Join(link.invite, proof), wall_ms)

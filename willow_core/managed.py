@@ -1,0 +1,211 @@
+"""A community's DAG, pending buffer and state kept in lockstep: the only mutator shells call.
+
+Theory of operation (see ``order`` for why it is correct). ``receive`` checks each event,
+buffers those with missing parents, adds the rest to the DAG (draining buffered children), and
+then integrates the whole batch at once:
+
+1. ``r`` = the earliest position any new event could take: ``1 + max(position of its parents
+   already placed)``; if an author was just found to equivocate, also the position of their
+   earliest event from the fork seq on (those events must now be re-judged).
+2. Undo the applied events after ``r``, newest first, with their journals.
+3. Re-order ``order[r:] + new`` by Kahn's continuation, and apply that suffix, journalling it.
+
+A causally-newest event has ``r == len(order)``: it is appended and applied in O(1). Journals are
+kept for the last ``undo_window`` events; a change reaching further back rebuilds from genesis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .apply import apply_event
+from .dag import EventDag
+from .errors import InsertError, LocalError
+from .event import Event
+from .journal import Entry, Journal, Unrecorded, undo
+from .materialize import fold, new_state
+from .order import continue_order, topological_order
+from .pending import PendingBuffer
+from .results import RejectReason
+from .state import ServerState
+
+__all__ = ["ManagedDag", "Receipt", "UNDO_WINDOW"]
+
+#: Events whose undo journals are kept. A late event landing further back than this rebuilds
+#: the state from genesis (correct, just slower); the journals cost memory per event.
+UNDO_WINDOW = 20_000
+
+
+@dataclass(slots=True)
+class Receipt:
+    """What one ``receive`` call did."""
+
+    inserted: list[Event] = field(default_factory=list)
+    duplicates: int = 0
+    buffered: int = 0
+    refused: list[tuple[bytes, InsertError]] = field(default_factory=list)
+
+
+class ManagedDag:
+    """DAG + pending buffer + incrementally maintained state for one community."""
+
+    __slots__ = (
+        "dag",
+        "pending",
+        "state",
+        "order",
+        "pos",
+        "undo_window",
+        "rebuilds",
+        "_undo",
+        "_undo_base",
+    )
+
+    def __init__(self, server_id: bytes, *, undo_window: int = UNDO_WINDOW) -> None:
+        self.dag = EventDag(server_id)
+        self.pending = PendingBuffer()
+        #: None until genesis has arrived.
+        self.state: ServerState | None = None
+        self.order: list[Event] = []
+        self.pos: dict[bytes, int] = {}
+        self.undo_window = undo_window
+        #: full rebuilds so far (a health counter; tests assert late events avoid them)
+        self.rebuilds = 0
+        self._undo: list[list[Entry]] = []
+        self._undo_base = 0
+
+    @property
+    def server_id(self) -> bytes:
+        return self.dag.server_id
+
+    def receive(
+        self, events: Iterable[Event], now_ms: int, *, verified: bool = False
+    ) -> Receipt:
+        """Insert events from anywhere, in any order; returns what happened to each.
+
+        Args:
+            verified: signatures were already checked when these events were first stored.
+        """
+        receipt = Receipt()
+        forked: set[bytes] = set()
+        dag = self.dag
+        for ev in events:
+            if ev.id in dag.events or ev.id in self.pending:
+                receipt.duplicates += 1
+                continue
+            try:
+                missing = dag.check(ev, verified=verified)
+            except InsertError as exc:
+                receipt.refused.append((ev.id, exc))
+                continue
+            if missing:
+                self.pending.add(ev, missing[0], now_ms)
+                receipt.buffered += 1
+                continue
+            self._add(ev, now_ms, receipt, forked)
+        if receipt.inserted:
+            self._integrate(receipt.inserted, forked)
+        return receipt
+
+    def _add(self, ev: Event, now_ms: int, receipt: Receipt, forked: set[bytes]) -> None:
+        stack = [ev]
+        dag = self.dag
+        while stack:
+            current = stack.pop()
+            if dag.add(current):
+                forked.add(current.author)
+            receipt.inserted.append(current)
+            for waiting in self.pending.take(current.id):
+                if waiting.id in dag.events:
+                    continue
+                try:
+                    missing = dag.check(waiting, verified=True)
+                except InsertError as exc:
+                    receipt.refused.append((waiting.id, exc))
+                    continue
+                if missing:
+                    self.pending.add(waiting, missing[0], now_ms)
+                else:
+                    stack.append(waiting)
+
+    def _integrate(self, new: list[Event], forked: set[bytes]) -> None:
+        if self.state is None:
+            self.rebuild()
+            return
+        pos = self.pos
+        r = len(self.order)
+        for ev in new:
+            placed = [pos[p] for p in ev.parents if p in pos]
+            if placed:
+                r = min(r, max(placed) + 1)
+        for author in forked:
+            for ev in self.dag.events_at_or_after(author, self.dag.fork_seq[author]):
+                if ev.id in pos:
+                    r = min(r, pos[ev.id])
+        if r < self._undo_base:
+            self.rebuild()
+            return
+        self._rewind(r)
+        suffix = continue_order(self.order[r:] + new, pos)
+        del self.order[r:]
+        self._apply_suffix(suffix)
+
+    def _rewind(self, r: int) -> None:
+        base = self._undo_base
+        journals = self._undo
+        for i in range(len(self.order) - 1, r - 1, -1):
+            undo(journals[i - base])
+        del journals[r - base :]
+
+    def _apply_suffix(self, suffix: list[Event]) -> None:
+        state = self.state
+        assert state is not None
+        order, pos, journals = self.order, self.pos, self._undo
+        forks = self.dag.fork_seq.get
+        for ev in suffix:
+            pos[ev.id] = len(order)
+            order.append(ev)
+            j = Journal()
+            apply_event(state, ev, j, forks(ev.author))
+            journals.append(j.entries)
+        excess = len(journals) - self.undo_window
+        if excess > self.undo_window:  # trim in large steps so trimming stays amortized O(1)
+            del journals[:excess]
+            self._undo_base += excess
+
+    def rebuild(self) -> None:
+        """Recompute order and state from genesis (a fresh materialize, journalling the tail)."""
+        if not self.dag.has_genesis:
+            return
+        self.rebuilds += 1
+        order = topological_order(self.dag.events.values())
+        state = new_state(order[0])
+        cut = max(0, len(order) - self.undo_window)
+        fold(state, order[:cut], self.dag.fork_seq, Unrecorded())
+        self.state = state
+        self.order = order[:cut]
+        self.pos = {ev.id: i for i, ev in enumerate(order)}
+        self._undo = []
+        self._undo_base = cut
+        self._apply_suffix(order[cut:])
+
+    def try_apply(self, ev: Event) -> RejectReason | None:
+        """Judge ``ev`` as if appended now, then undo it: the local pre-check before publishing.
+
+        Replay remains the authority; this only stops a client from signing what would be
+        rejected (so it never consumes a seq for it).
+        """
+        if self.state is None:
+            raise LocalError("the community has not been received yet")
+        j = Journal()
+        reason = apply_event(self.state, ev, j, self.dag.fork_seq.get(ev.author))
+        undo(j.entries)
+        return reason
+
+    def rejection(self, event_id: bytes) -> RejectReason | None:
+        """Why replay refused ``event_id``, or None if it applied (or is unknown)."""
+        if self.state is None:
+            return None
+        reason = self.state.rejected.get(event_id)
+        return None if reason is None else RejectReason(reason)

@@ -1,0 +1,222 @@
+"""Field specs: how one typed value maps to and from its CBOR form, with its caps.
+
+Payloads are CBOR arrays whose positions follow a record's dataclass fields; each field has a
+``Spec`` that validates the decoded value strictly (type, length, range) and converts it to the
+Python value, and converts back for encoding. Validation here is what lets the event hot path skip
+the generic type walk in ``encoding``: every position is checked by exactly one spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, Generic, TypeVar
+
+from .errors import DecodeError
+
+__all__ = [
+    "Spec",
+    "ID",
+    "OPT_ID",
+    "SIG",
+    "UINT",
+    "BOOL",
+    "text",
+    "opt_text",
+    "blob",
+    "enum",
+    "enum_set",
+    "list_of",
+    "optional",
+    "record",
+    "tagged",
+    "UINT_MAX",
+]
+
+T = TypeVar("T")
+E = TypeVar("E", bound=IntEnum)
+
+#: Unsigned integers fit in a signed 64-bit column everywhere (SQLite, JS BigInt-free JSON).
+UINT_MAX = 2**63 - 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Spec(Generic[T]):
+    """A field codec: ``decode`` validates a raw CBOR value, ``encode`` is its inverse."""
+
+    name: str
+    decode: Callable[[Any], T]
+    encode: Callable[[T], Any]
+
+
+def _fail(spec: str, value: object) -> DecodeError:
+    return DecodeError(f"expected {spec}, got {type(value).__name__}")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _bytes_exact(n: int) -> Callable[[Any], bytes]:
+    def check(value: Any) -> bytes:
+        if type(value) is not bytes or len(value) != n:
+            raise _fail(f"{n}-byte string", value)
+        return value
+
+    return check
+
+
+_id = _bytes_exact(32)
+ID: Spec[bytes] = Spec("bytes32", _id, _same)
+"""A 32-byte id: event hash, public key or content hash."""
+
+SIG: Spec[bytes] = Spec("bytes64", _bytes_exact(64), _same)
+
+
+def _opt_id(value: Any) -> bytes | None:
+    return None if value is None else _id(value)
+
+
+OPT_ID: Spec[bytes | None] = Spec("bytes32 or null", _opt_id, _same)
+
+
+def _uint(value: Any) -> int:
+    if type(value) is not int or not 0 <= value <= UINT_MAX:
+        raise _fail("unsigned integer", value)
+    return value
+
+
+UINT: Spec[int] = Spec("uint", _uint, _same)
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _fail("bool", value)
+    return value
+
+
+BOOL: Spec[bool] = Spec("bool", _bool, _same)
+
+
+def text(max_chars: int, *, min_chars: int = 0) -> Spec[str]:
+    """A text string of ``min_chars..max_chars`` code points."""
+
+    def check(value: Any) -> str:
+        if type(value) is not str:
+            raise _fail("text", value)
+        if not min_chars <= len(value) <= max_chars:
+            raise DecodeError(f"text must be {min_chars}..{max_chars} characters")
+        return value
+
+    return Spec(f"text<={max_chars}", check, _same)
+
+
+def opt_text(max_chars: int) -> Spec[str | None]:
+    inner = text(max_chars)
+    return Spec(
+        f"text<={max_chars} or null", lambda v: None if v is None else inner.decode(v), _same
+    )
+
+
+def blob(max_bytes: int) -> Spec[bytes]:
+    """A byte string of at most ``max_bytes``."""
+
+    def check(value: Any) -> bytes:
+        if type(value) is not bytes or len(value) > max_bytes:
+            raise _fail(f"bytes<={max_bytes}", value)
+        return value
+
+    return Spec(f"bytes<={max_bytes}", check, _same)
+
+
+def enum(cls: type[E]) -> Spec[E]:
+    """An ``IntEnum`` member on the wire as its integer value."""
+
+    def check(value: Any) -> E:
+        if type(value) is not int:
+            raise _fail(cls.__name__, value)
+        try:
+            return cls(value)
+        except ValueError:
+            raise DecodeError(f"unknown {cls.__name__} {value}") from None
+
+    return Spec(cls.__name__, check, int)
+
+
+def enum_set(cls: type[E]) -> Spec[frozenset[E]]:
+    """A set of enum members, on the wire as a strictly ascending integer array."""
+    member = enum(cls)
+
+    def check(value: Any) -> frozenset[E]:
+        if type(value) is not list or len(value) > len(cls):
+            raise _fail(f"set of {cls.__name__}", value)
+        items = [member.decode(v) for v in value]
+        if any(a >= b for a, b in zip(items, items[1:])):
+            raise DecodeError(f"{cls.__name__} set must be strictly ascending")
+        return frozenset(items)
+
+    return Spec(f"set of {cls.__name__}", check, lambda s: sorted(int(m) for m in s))
+
+
+def list_of(item: Spec[T], max_items: int) -> Spec[tuple[T, ...]]:
+    """A bounded array of ``item`` values, as a tuple."""
+
+    def check(value: Any) -> tuple[T, ...]:
+        if type(value) is not list or len(value) > max_items:
+            raise _fail(f"array of <={max_items} {item.name}", value)
+        return tuple(item.decode(v) for v in value)
+
+    return Spec(
+        f"array of <={max_items} {item.name}", check, lambda t: [item.encode(v) for v in t]
+    )
+
+
+def optional(item: Spec[T]) -> Spec[T | None]:
+    """``item`` or null."""
+
+    def encode(value: T | None) -> Any:
+        return None if value is None else item.encode(value)
+
+    return Spec(
+        f"{item.name} or null", lambda v: None if v is None else item.decode(v), encode
+    )
+
+
+def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
+    """A frozen dataclass as an array of its fields, in declaration order."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    if len(names) != len(specs):
+        raise TypeError(f"{cls.__name__}: {len(names)} fields but {len(specs)} specs")
+    decoders = tuple(s.decode for s in specs)
+    encoders = tuple(zip(names, (s.encode for s in specs), strict=True))
+    arity = len(specs)
+
+    def check(value: Any) -> T:
+        if type(value) is not list or len(value) != arity:
+            raise _fail(f"{cls.__name__} array of {arity}", value)
+        return cls(*[d(v) for d, v in zip(decoders, value)])
+
+    def encode(obj: T) -> list[Any]:
+        return [enc(getattr(obj, name)) for name, enc in encoders]
+
+    return Spec(cls.__name__, check, encode)
+
+
+def tagged(variants: dict[int, tuple[type[Any], Spec[Any]]], name: str) -> Spec[Any]:
+    """A union encoded as ``[tag, ...fields]``; each variant is a ``record`` spec."""
+    by_type = {cls: (tag, spec) for tag, (cls, spec) in variants.items()}
+
+    def check(value: Any) -> Any:
+        if type(value) is not list or not value or type(value[0]) is not int:
+            raise _fail(f"tagged {name}", value)
+        variant = variants.get(value[0])
+        if variant is None:
+            raise DecodeError(f"unknown {name} tag {value[0]}")
+        return variant[1].decode(value[1:])
+
+    def encode(obj: Any) -> list[Any]:
+        tag, spec = by_type[type(obj)]
+        return [tag, *spec.encode(obj)]
+
+    return Spec(name, check, encode)

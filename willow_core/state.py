@@ -1,0 +1,351 @@
+"""The materialized state of one community, and its digest.
+
+State is mutable only inside replay (through a ``Journal``); everything else reads it. Records
+use ``__slots__`` classes rather than frozen dataclasses because replay mutates them in place and
+the undo journal restores attributes. ``state_hash`` is SHA-256 over a canonical CBOR rendering
+with every collection sorted, so two peers can compare states with one 32-byte value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from .encoding import encode
+from .kinds import ACTION, ChannelKind, Ephemeral, FileRef, Threshold, ThresholdMode
+from .permissions import DEFAULT_EVERYONE_PERMISSIONS, Permission
+
+__all__ = [
+    "ServerState",
+    "Member",
+    "Role",
+    "Overwrite",
+    "Channel",
+    "Thread",
+    "ChatMessage",
+    "Pin",
+    "Profile",
+    "Invite",
+    "Proposal",
+    "CustomEmoji",
+    "state_hash",
+]
+
+
+class Member:
+    __slots__ = ("peer", "roles", "joined_at", "invite")
+
+    def __init__(self, peer: bytes, joined_at: int, invite: bytes | None = None) -> None:
+        self.peer = peer
+        self.roles: set[bytes] = set()
+        self.joined_at = joined_at
+        self.invite = invite
+
+
+class Role:
+    __slots__ = ("id", "name", "color", "permissions")
+
+    def __init__(self, id: bytes, name: str, color: int, permissions: frozenset[Permission]):
+        self.id = id
+        self.name = name
+        self.color = color
+        self.permissions = permissions
+
+
+class Overwrite:
+    __slots__ = ("allow", "deny")
+
+    def __init__(self, allow: frozenset[Permission], deny: frozenset[Permission]) -> None:
+        self.allow = allow
+        self.deny = deny
+
+
+class Pin:
+    __slots__ = ("pinner", "pinned_at")
+
+    def __init__(self, pinner: bytes, pinned_at: int) -> None:
+        self.pinner = pinner
+        self.pinned_at = pinned_at
+
+
+class Channel:
+    __slots__ = (
+        "id",
+        "name",
+        "kind",
+        "topic",
+        "ephemeral",
+        "creator",
+        "overwrites",
+        "pins",
+        "messages",
+        "last_activity",
+    )
+
+    def __init__(
+        self,
+        id: bytes,
+        name: str,
+        kind: ChannelKind,
+        topic: str,
+        ephemeral: Ephemeral | None,
+        creator: bytes,
+        created_at: int,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.topic = topic
+        self.ephemeral = ephemeral
+        self.creator = creator
+        self.overwrites: dict[bytes, Overwrite] = {}
+        self.pins: dict[bytes, Pin] = {}
+        self.messages: list[bytes] = []
+        self.last_activity = created_at
+
+
+class Thread:
+    __slots__ = ("id", "channel", "root", "name", "creator", "messages")
+
+    def __init__(self, id: bytes, channel: bytes, root: bytes, name: str, creator: bytes):
+        self.id = id
+        self.channel = channel
+        self.root = root
+        self.name = name
+        self.creator = creator
+        self.messages: list[bytes] = []
+
+
+class ChatMessage:
+    __slots__ = (
+        "id",
+        "channel",
+        "thread",
+        "author",
+        "body",
+        "ts",
+        "edited",
+        "deleted",
+        "reactions",
+        "reply_to",
+        "file",
+    )
+
+    def __init__(
+        self,
+        id: bytes,
+        channel: bytes,
+        thread: bytes | None,
+        author: bytes,
+        body: str,
+        ts: int,
+        reply_to: bytes | None,
+        file: FileRef | None,
+    ) -> None:
+        self.id = id
+        self.channel = channel
+        self.thread = thread
+        self.author = author
+        self.body = body
+        self.ts = ts
+        self.edited = False
+        self.deleted = False
+        self.reactions: dict[str, set[bytes]] = {}
+        self.reply_to = reply_to
+        self.file = file
+
+
+class Profile:
+    __slots__ = ("display_name", "pronouns", "bio", "tagline", "crest_color", "avatar")
+
+    def __init__(self) -> None:
+        self.display_name: str | None = None
+        self.pronouns: str | None = None
+        self.bio: str | None = None
+        self.tagline: str | None = None
+        self.crest_color: int | None = None
+        self.avatar: bytes | None = None
+
+
+class Invite:
+    __slots__ = ("id", "creator", "key", "max_uses", "expires_at", "uses", "revoked")
+
+    def __init__(self, id: bytes, creator: bytes, key: bytes, max_uses: int, expires_at: int):
+        self.id = id
+        self.creator = creator
+        self.key = key
+        self.max_uses = max_uses
+        self.expires_at = expires_at
+        self.uses = 0
+        self.revoked = False
+
+
+class Proposal:
+    __slots__ = ("id", "action", "proposer", "votes")
+
+    def __init__(self, id: bytes, action: Any, proposer: bytes) -> None:
+        self.id = id
+        self.action = action
+        self.proposer = proposer
+        self.votes: dict[bytes, bool] = {proposer: True}
+
+
+class CustomEmoji:
+    __slots__ = ("id", "name", "image", "mime", "creator")
+
+    def __init__(self, id: bytes, name: str, image: bytes, mime: str, creator: bytes) -> None:
+        self.id = id
+        self.name = name
+        self.image = image
+        self.mime = mime
+        self.creator = creator
+
+
+class ServerState:
+    """Everything replay derives for one community."""
+
+    __slots__ = (
+        "server_id",
+        "name",
+        "description",
+        "owner",
+        "everyone_role",
+        "admins",
+        "members",
+        "banned",
+        "peer_permissions",
+        "roles",
+        "channels",
+        "threads",
+        "messages",
+        "profiles",
+        "channel_keys",
+        "channel_mutes",
+        "grove_mutes",
+        "invites",
+        "proposals",
+        "emoji",
+        "threshold",
+        "rejected",
+        "applied",
+    )
+
+    def __init__(self, server_id: bytes, name: str, owner: bytes, created_at: int) -> None:
+        self.server_id = server_id
+        self.name = name
+        self.description = ""
+        self.owner = owner
+        #: The everyone role shares the server's id, as in Discord.
+        self.everyone_role = server_id
+        self.admins: set[bytes] = {owner}
+        self.members: dict[bytes, Member] = {owner: Member(owner, created_at)}
+        self.banned: set[bytes] = set()
+        self.peer_permissions: dict[bytes, frozenset[Permission]] = {}
+        self.roles: dict[bytes, Role] = {
+            server_id: Role(server_id, "everyone", 0, DEFAULT_EVERYONE_PERMISSIONS)
+        }
+        self.channels: dict[bytes, Channel] = {}
+        self.threads: dict[bytes, Thread] = {}
+        self.messages: dict[bytes, ChatMessage] = {}
+        self.profiles: dict[bytes, Profile] = {}
+        #: channel -> peer -> (epoch, wrapped key)
+        self.channel_keys: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
+        self.channel_mutes: dict[bytes, set[bytes]] = {}
+        self.grove_mutes: set[bytes] = set()
+        self.invites: dict[bytes, Invite] = {}
+        self.proposals: dict[bytes, Proposal] = {}
+        self.emoji: dict[bytes, CustomEmoji] = {}
+        self.threshold = Threshold(ThresholdMode.MAJORITY)
+        #: event id -> reason, for every event replay refused (the UI explains them).
+        self.rejected: dict[bytes, int] = {}
+        #: number of events folded into this state, rejected ones included.
+        self.applied = 0
+
+    def to_obj(self) -> Any:
+        """A canonical, fully sorted rendering of the state (the state hash's preimage)."""
+        return [
+            "willow/state/v1",
+            self.server_id,
+            self.name,
+            self.description,
+            self.owner,
+            sorted(self.admins),
+            [
+                [p, sorted(m.roles), m.joined_at, m.invite]
+                for p, m in sorted(self.members.items())
+            ],
+            sorted(self.banned),
+            [[p, sorted(int(x) for x in s)] for p, s in sorted(self.peer_permissions.items())],
+            [
+                [r.id, r.name, r.color, sorted(int(x) for x in r.permissions)]
+                for _, r in sorted(self.roles.items())
+            ],
+            [_channel_obj(c) for _, c in sorted(self.channels.items())],
+            [
+                [t.id, t.channel, t.root, t.name, t.creator, t.messages]
+                for _, t in sorted(self.threads.items())
+            ],
+            [_message_obj(m) for _, m in sorted(self.messages.items())],
+            [
+                [p, pr.display_name, pr.pronouns, pr.bio, pr.tagline, pr.crest_color, pr.avatar]
+                for p, pr in sorted(self.profiles.items())
+            ],
+            [
+                [c, [[p, e, b] for p, (e, b) in sorted(keys.items())]]
+                for c, keys in sorted(self.channel_keys.items())
+            ],
+            [[c, sorted(peers)] for c, peers in sorted(self.channel_mutes.items())],
+            sorted(self.grove_mutes),
+            [
+                [i.id, i.creator, i.key, i.max_uses, i.expires_at, i.uses, i.revoked]
+                for _, i in sorted(self.invites.items())
+            ],
+            [
+                [p.id, p.proposer, ACTION.encode(p.action), sorted(p.votes.items())]
+                for _, p in sorted(self.proposals.items())
+            ],
+            [[e.id, e.name, e.image, e.mime, e.creator] for _, e in sorted(self.emoji.items())],
+            [int(self.threshold.mode), self.threshold.count],
+            sorted(self.rejected.items()),
+            self.applied,
+        ]
+
+
+def _channel_obj(c: Channel) -> Any:
+    return [
+        c.id,
+        c.name,
+        int(c.kind),
+        c.topic,
+        None if c.ephemeral is None else [int(c.ephemeral.kind), c.ephemeral.idle_ms],
+        c.creator,
+        [
+            [t, sorted(int(x) for x in o.allow), sorted(int(x) for x in o.deny)]
+            for t, o in sorted(c.overwrites.items())
+        ],
+        [[m, p.pinner, p.pinned_at] for m, p in sorted(c.pins.items())],
+        c.messages,
+        c.last_activity,
+    ]
+
+
+def _message_obj(m: ChatMessage) -> Any:
+    f = m.file
+    return [
+        m.id,
+        m.channel,
+        m.thread,
+        m.author,
+        m.body,
+        m.ts,
+        m.edited,
+        m.deleted,
+        [[e, sorted(peers)] for e, peers in sorted(m.reactions.items())],
+        m.reply_to,
+        None if f is None else [f.content, f.name, f.mime, f.size, f.width, f.height],
+    ]
+
+
+def state_hash(state: ServerState) -> bytes:
+    """SHA-256 of the canonical state: equal on two peers exactly when their states agree."""
+    return hashlib.sha256(encode(state.to_obj())).digest()
