@@ -101,7 +101,7 @@ class Community:
     def _deps(self, required: tuple[bytes, ...]) -> list[bytes]:
         dag = self.dag
         me = self.identity.public_key
-        pos = self.managed.pos
+        depth = dag.depth
         candidates = [
             tip
             for author, tips in dag.tips.items()
@@ -109,7 +109,7 @@ class Community:
             for tip in tips
             if self._covered.get(author) != tip and tip not in required
         ]
-        candidates.sort(key=lambda t: pos.get(t, -1), reverse=True)
+        candidates.sort(key=depth.__getitem__, reverse=True)  # most recent first
         return list(required) + candidates[: MAX_DEPS - len(required)]
 
     def author(self, payload: Payload, wall_ms: int) -> Event:

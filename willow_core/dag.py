@@ -39,11 +39,13 @@ def join_proof_message(server: bytes, invite: bytes, joiner: bytes) -> bytes:
 class EventDag:
     """Events by id, per-author chains and tips, and recorded forks."""
 
-    __slots__ = ("server_id", "events", "chains", "tips", "fork_seq", "fork_proofs")
+    __slots__ = ("server_id", "events", "depth", "chains", "tips", "fork_seq", "fork_proofs")
 
     def __init__(self, server_id: bytes) -> None:
         self.server_id = server_id
         self.events: dict[bytes, Event] = {}
+        #: id -> causal depth (genesis 0; else 1 + deepest parent), the order's primary key
+        self.depth: dict[bytes, int] = {}
         #: author -> seq -> id of the first event seen at that seq
         self.chains: dict[bytes, dict[int, bytes]] = {}
         #: author -> events with no same-author child (one, unless the author forked)
@@ -79,21 +81,29 @@ class EventDag:
         if not verified and not verify_event(ev):
             raise InsertError("bad-signature")
         events = self.events
-        missing = [p for p in ev.parents if p not in events]
-        if missing:
+        ts = ev.ts
+        missing = None
+        for parent_id in ev.parents:
+            parent = events.get(parent_id)
+            if parent is None:
+                if missing is None:
+                    missing = [parent_id]
+                else:
+                    missing.append(parent_id)
+            elif parent.ts > ts:
+                raise InsertError("time-before-parent", "event is older than an event it names")
+        if missing is not None:
             return missing
-        self._check_links(ev)
-        return []
-
-    def _check_links(self, ev: Event) -> None:
-        events = self.events
         if ev.seq > 1:
             prev = events[ev.prev]
             if prev.author != ev.author or prev.seq != ev.seq - 1:
                 raise InsertError("bad-prev", "prev is not the author's previous event")
-        for parent in ev.parents:
-            if events[parent].ts > ev.ts:
-                raise InsertError("time-before-parent", "event is older than an event it names")
+        if ev.kind is Kind.VOTE or ev.kind is Kind.JOIN:
+            self._check_references(ev)
+        return []
+
+    def _check_references(self, ev: Event) -> None:
+        events = self.events
         payload = ev.payload
         if ev.kind is Kind.VOTE:
             assert isinstance(payload, Vote)
@@ -117,6 +127,8 @@ class EventDag:
     def add(self, ev: Event) -> bool:
         """Store a checked event whose parents are present; returns whether it forked a chain."""
         self.events[ev.id] = ev
+        parents = ev.parents
+        self.depth[ev.id] = 1 + max(map(self.depth.__getitem__, parents)) if parents else 0
         author = ev.author
         chain = self.chains.get(author)
         if chain is None:

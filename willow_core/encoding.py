@@ -1,10 +1,16 @@
 """Canonical, strict CBOR: the only module that touches the CBOR library (D1).
 
-Encoding is RFC 8949 section 4.2 deterministic CBOR: shortest integer forms, definite lengths,
-map keys in bytewise order of their encoding, no floats, no tags. Decoding refuses anything over
-the caller's size cap *before* parsing, then re-encodes the result and compares bytes, so every
-value has exactly one accepted byte form (no malleable event ids), and walks the value to refuse
-types outside the data model below.
+Encoding is RFC 8949 section 4.2 deterministic CBOR: shortest integer and length heads,
+definite lengths, map keys in bytewise order of their encoding, no floats, no tags. Decoding
+refuses anything over the caller's size cap *before* parsing, refuses every tag and every
+indefinite length while parsing, then proves the input canonical, so every value has exactly
+one accepted byte form (no malleable ids):
+
+* ``decode`` re-encodes the value and compares bytes (any shape, maps included);
+* ``decode_parts`` + ``canonical_length`` is the hot-path proof for map-free values: with tags
+  and indefinite lengths refused, the only freedom left in CBOR is an overlong head, and any
+  overlong head makes the encoding strictly longer. So "as long as the canonical length" is
+  "canonical", and computing a length is far cheaper than encoding.
 
 Data model: ``None``, ``bool``, ``int`` in [-2**63, 2**64), ``bytes``, ``str``, ``list`` and
 ``dict`` with ``str`` keys.
@@ -12,13 +18,21 @@ Data model: ``None``, ``bool``, ``int`` in [-2**63, 2**64), ``bytes``, ``str``, 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 import cbor2
 
 from .errors import DecodeError
 
-__all__ = ["CborValue", "encode", "decode", "decode_unchecked", "MAX_DEPTH"]
+__all__ = [
+    "CborValue",
+    "encode",
+    "decode",
+    "decode_parts",
+    "canonical_length",
+    "MAX_DEPTH",
+]
 
 CborValue = Any
 """A value of the data model above (typed as Any: recursive unions cost more than they catch)."""
@@ -30,27 +44,56 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
 
+def _refuse_tag(decoder: object) -> NoReturn:
+    raise cbor2.CBORDecodeError("tags are not allowed")
+
+
+class _NoTags(Mapping[int, Any]):
+    """A semantic-decoder table that maps every tag to a refusal (cbor2 has no "no tags")."""
+
+    def __getitem__(self, tag: int) -> Any:
+        return _refuse_tag
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_NO_TAGS = _NoTags()
+
+
+def _no_unknown_tags(decoder: object, tag: object) -> NoReturn:
+    raise cbor2.CBORDecodeError("tags are not allowed")
+
+
 def encode(value: CborValue) -> bytes:
     """Return the one canonical encoding of ``value``."""
     return cbor2.dumps(value, canonical=True)
 
 
-def decode_unchecked(data: bytes, *, max_bytes: int) -> CborValue:
-    """Decode canonical CBOR without the type walk.
+def decode_parts(data: bytes, *, max_bytes: int) -> CborValue:
+    """Parse ``data`` with tags and indefinite lengths refused, *without* the canonical proof.
 
-    For hot paths whose caller validates the type of every field itself (events): the size cap
-    and the canonical round-trip still apply, so the result has a single byte form.
+    The caller must validate every field's type and then compare ``canonical_length`` of the
+    value with ``len(data)``.
     """
     if len(data) > max_bytes:
         raise DecodeError(f"{len(data)} bytes exceeds the cap of {max_bytes}")
     try:
-        value = cbor2.loads(data)
-        again = cbor2.dumps(value, canonical=True)
+        return cbor2.loads(
+            data,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_no_unknown_tags,
+            allow_indefinite=False,
+            max_depth=MAX_DEPTH,
+        )
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         raise DecodeError(f"not valid CBOR: {exc}") from None
-    if again != data:
-        raise DecodeError("not canonical CBOR")
-    return value
 
 
 def decode(data: bytes, *, max_bytes: int) -> CborValue:
@@ -59,9 +102,40 @@ def decode(data: bytes, *, max_bytes: int) -> CborValue:
     Raises:
         DecodeError: over ``max_bytes``, malformed, non-canonical, or outside the data model.
     """
-    value = decode_unchecked(data, max_bytes=max_bytes)
+    value = decode_parts(data, max_bytes=max_bytes)
     _check_model(value, 0)
+    if encode(value) != data:
+        raise DecodeError("not canonical CBOR")
     return value
+
+
+def _head_length(n: int) -> int:
+    if n < 24:
+        return 1
+    if n < 256:
+        return 2
+    if n < 65536:
+        return 3
+    if n < 4294967296:
+        return 5
+    return 9
+
+
+def canonical_length(value: CborValue) -> int:
+    """Length of the canonical encoding of a map-free value of the data model."""
+    kind = type(value)
+    if kind is bytes:
+        return _head_length(len(value)) + len(value)
+    if kind is str:
+        size = len(value) if value.isascii() else len(value.encode())
+        return _head_length(size) + size
+    if kind is int:
+        return _head_length(-1 - value if value < 0 else value)
+    if kind is list:
+        return _head_length(len(value)) + sum(map(canonical_length, value))
+    if value is None or kind is bool:
+        return 1
+    raise DecodeError(f"type {kind.__name__} has no canonical length here")
 
 
 def _check_model(value: CborValue, depth: int) -> None:

@@ -20,7 +20,7 @@ import hashlib
 from typing import Any, NamedTuple
 
 from . import crypto
-from .encoding import decode_unchecked, encode
+from .encoding import canonical_length, decode_parts, encode
 from .errors import DecodeError, LocalError
 from .kinds import PAYLOAD_KINDS, PAYLOAD_SPECS, Kind, Payload
 
@@ -44,6 +44,10 @@ MAX_EVENT_BYTES = 240 * 1024
 #: Cross-author dependencies per event; more buys nothing and costs every peer (SEC #236).
 MAX_DEPS = 64
 _FIELDS = 9
+_UINT_LIMIT = 2**63
+#: array head + tag text + author + prev, the parts of every event with a fixed length
+_FIXED_LENGTH = 1 + canonical_length(EVENT_TAG) + 34 + 34
+_HEAD_LENGTH = canonical_length  # an unsigned int's encoding is exactly its head
 
 _sha256 = hashlib.sha256
 
@@ -66,7 +70,7 @@ class Event(NamedTuple):
     @property
     def wire(self) -> bytes:
         """The bytes that travel and are stored: ``[signable, signature]``."""
-        return encode([self.signable, self.sig])
+        return _wire(self.signable, self.sig)
 
     @property
     def parents(self) -> tuple[bytes, ...]:
@@ -74,6 +78,19 @@ class Event(NamedTuple):
         if self.seq == 1:
             return self.deps
         return (self.prev, *self.deps)
+
+
+def _wire(signable: bytes, sig: bytes) -> bytes:
+    size = len(signable)
+    if size < 24:
+        head = bytes([0x40 + size])
+    elif size < 256:
+        head = bytes([0x58, size])
+    elif size < 65536:
+        head = b"\x59" + size.to_bytes(2, "big")
+    else:
+        head = b"\x5a" + size.to_bytes(4, "big")
+    return b"\x82" + head + signable + b"\x58\x40" + sig
 
 
 def payload_to_cbor(payload: Payload) -> tuple[Kind, list[Any]]:
@@ -89,7 +106,7 @@ def _check_structure(
 ) -> None:
     if len(deps) > MAX_DEPS:
         raise DecodeError(f"{len(deps)} deps exceeds the cap of {MAX_DEPS}")
-    if any(a >= b for a, b in zip(deps, deps[1:])):
+    if len(deps) > 1 and list(deps) != sorted(set(deps)):
         raise DecodeError("deps must be strictly ascending")
     if seq < 1:
         raise DecodeError("seq starts at 1")
@@ -109,40 +126,90 @@ def _check_structure(
             raise DecodeError("an author's first event must have at least one dep")
 
 
+def _split_wire(wire: bytes) -> tuple[bytes, bytes]:
+    """Parse ``[bstr signable, bstr(64) sig]`` by hand, accepting only its canonical form.
+
+    Equivalent to a canonical decode of the outer array, without re-encoding the event.
+    """
+    if type(wire) is not bytes:
+        raise DecodeError("an event is bytes")
+    if len(wire) > MAX_EVENT_BYTES:
+        raise DecodeError(f"{len(wire)} bytes exceeds the cap of {MAX_EVENT_BYTES}")
+    if len(wire) < 70 or wire[0] != 0x82:
+        raise DecodeError("an event is the array [signable, signature]")
+    head = wire[1]
+    if 0x40 <= head < 0x58:
+        size, start = head - 0x40, 2
+    elif head == 0x58:
+        size, start, least = wire[2], 3, 24
+    elif head == 0x59:
+        size, start, least = int.from_bytes(wire[2:4], "big"), 4, 256
+    elif head == 0x5A:
+        size, start, least = int.from_bytes(wire[2:6], "big"), 6, 65536
+    else:
+        raise DecodeError("signable must be a definite byte string")
+    if head >= 0x58 and size < least:
+        raise DecodeError("not canonical CBOR: overlong length")
+    end = start + size
+    if len(wire) != end + 66 or wire[end : end + 2] != b"\x58\x40":
+        raise DecodeError("an event ends with its 64-byte signature")
+    return wire[start:end], wire[end + 2 :]
+
+
+_KIND_BY_VALUE = {int(k): k for k in Kind}
+_CREATE_SERVER = Kind.CREATE_SERVER
+
+
 def decode_event(wire: bytes) -> Event:
     """Parse and structurally validate an event from its wire bytes.
 
     Raises:
         DecodeError: over ``MAX_EVENT_BYTES``, not canonical, or any field malformed.
     """
-    outer = decode_unchecked(wire, max_bytes=MAX_EVENT_BYTES)
-    if type(outer) is not list or len(outer) != 2:
-        raise DecodeError("an event is [signable, signature]")
-    signable, sig = outer
-    if type(signable) is not bytes or type(sig) is not bytes or len(sig) != 64:
-        raise DecodeError("an event is [signable bytes, 64-byte signature]")
-    fields = decode_unchecked(signable, max_bytes=MAX_EVENT_BYTES)
+    signable, sig = _split_wire(wire)
+    fields = decode_parts(signable, max_bytes=MAX_EVENT_BYTES)
     if type(fields) is not list or len(fields) != _FIELDS or fields[0] != EVENT_TAG:
         raise DecodeError("not a willow/event/v1 signable array")
     _, server, author, seq, prev, deps, ts, kind_value, payload_raw = fields
-    if server is not None and (type(server) is not bytes or len(server) != 32):
-        raise DecodeError("server id must be 32 bytes or null")
-    if type(author) is not bytes or len(author) != 32:
-        raise DecodeError("author must be a 32-byte public key")
-    if type(prev) is not bytes or len(prev) != 32:
-        raise DecodeError("prev must be 32 bytes")
-    for value in (seq, ts, kind_value):
-        if type(value) is not int or not 0 <= value < 2**63:
-            raise DecodeError("seq, ts and kind are unsigned integers")
-    if type(deps) is not list or any(type(d) is not bytes or len(d) != 32 for d in deps):
-        raise DecodeError("deps must be an array of 32-byte ids")
-    try:
-        kind = Kind(kind_value)
-    except ValueError:
-        raise DecodeError(f"unknown event kind {kind_value}") from None
+    if (
+        type(author) is not bytes
+        or len(author) != 32
+        or type(prev) is not bytes
+        or len(prev) != 32
+        or (server is not None and (type(server) is not bytes or len(server) != 32))
+    ):
+        raise DecodeError("server, author and prev are 32-byte strings")
+    if (
+        type(seq) is not int
+        or type(ts) is not int
+        or not 0 < seq < _UINT_LIMIT
+        or not 0 <= ts < _UINT_LIMIT
+    ):
+        raise DecodeError("seq and ts are unsigned integers, seq from 1")
+    kind = _KIND_BY_VALUE.get(kind_value) if type(kind_value) is int else None
+    if kind is None:
+        raise DecodeError(f"unknown event kind {kind_value!r}")
+    if type(deps) is not list:
+        raise DecodeError("deps must be an array")
+    if deps and (set(map(type, deps)) != {bytes} or set(map(len, deps)) != {32}):
+        raise DecodeError("deps must be 32-byte ids")
     deps_t = tuple(deps)
     _check_structure(server, seq, prev, deps_t, kind)
     payload = PAYLOAD_SPECS[kind].decode(payload_raw)
+    # Every field's type is now known (the spec checked the payload), so the canonical proof
+    # is a length comparison (see ``encoding``): 34 = head + 32 bytes.
+    expected = (
+        _FIXED_LENGTH
+        + (1 if server is None else 34)
+        + _HEAD_LENGTH(seq)
+        + _HEAD_LENGTH(len(deps))
+        + 34 * len(deps)
+        + _HEAD_LENGTH(ts)
+        + _HEAD_LENGTH(kind_value)
+        + canonical_length(payload_raw)
+    )
+    if expected != len(signable):
+        raise DecodeError("not canonical CBOR")
     return Event(
         _sha256(signable).digest(),
         server,

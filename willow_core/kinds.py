@@ -1,6 +1,7 @@
 """Event kinds (D5): the 27 of the original plus what a Discord user expects.
 
-Each kind has a frozen payload dataclass and a row in ``PAYLOAD_SPECS`` giving the wire codec of
+Each kind has an immutable payload record (a ``NamedTuple``: cheap to build on the ingest hot
+path) and a row in ``PAYLOAD_SPECS`` giving the wire codec of
 its fields (a CBOR array in field order). Caps that do not depend on state (name lengths, emoji
 bytes, key blob size) are enforced here, at decode, so an over-cap event never enters the DAG;
 caps that depend on state (distinct reactions, key entries per member) are replay rejections.
@@ -11,9 +12,8 @@ hash, so ids never collide and need no randomness. The built-in everyone role's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import DecodeError
 from .permissions import Permission
@@ -197,19 +197,15 @@ class OverwriteTarget(IntEnum):
     MEMBER = 1
 
 
-_frozen = dataclass(frozen=True, slots=True)
-
 # --- nested values ----------------------------------------------------------------------------
 
 
-@_frozen
-class Ephemeral:
+class Ephemeral(NamedTuple):
     kind: EphemeralKind
     idle_ms: int
 
 
-@_frozen
-class FileRef:
+class FileRef(NamedTuple):
     """Attachment metadata; ``content`` is the hash naming the file's manifest (D13)."""
 
     content: bytes
@@ -220,8 +216,7 @@ class FileRef:
     height: int
 
 
-@_frozen
-class KeyShare:
+class KeyShare(NamedTuple):
     """One member's wrapped copy of a channel key."""
 
     peer: bytes
@@ -231,8 +226,7 @@ class KeyShare:
 _KEEP: tuple[()] = ()
 
 
-@_frozen
-class ProfileDelta:
+class ProfileDelta(NamedTuple):
     """Each field is ``()`` for unchanged, or ``(value,)`` where ``value`` may be None to clear."""
 
     display_name: tuple[str | None] | tuple[()] = _KEEP
@@ -243,37 +237,31 @@ class ProfileDelta:
     avatar: tuple[bytes | None] | tuple[()] = _KEEP
 
 
-@_frozen
-class Threshold:
+class Threshold(NamedTuple):
     mode: ThresholdMode
     count: int = 0
 
 
-@_frozen
-class GrantAdmin:
+class GrantAdmin(NamedTuple):
     peer: bytes
 
 
-@_frozen
-class RevokeAdmin:
+class RevokeAdmin(NamedTuple):
     peer: bytes
 
 
-@_frozen
-class KickMember:
+class KickMember(NamedTuple):
     """Remove a member; with ``ban`` they cannot join again until unbanned."""
 
     peer: bytes
     ban: bool
 
 
-@_frozen
-class UnbanMember:
+class UnbanMember(NamedTuple):
     peer: bytes
 
 
-@_frozen
-class SetVoteThreshold:
+class SetVoteThreshold(NamedTuple):
     threshold: Threshold
 
 
@@ -282,93 +270,78 @@ Action = GrantAdmin | RevokeAdmin | KickMember | UnbanMember | SetVoteThreshold
 # --- payloads, one per kind -------------------------------------------------------------------
 
 
-@_frozen
-class CreateServer:
+class CreateServer(NamedTuple):
     name: str
 
 
-@_frozen
-class Propose:
+class Propose(NamedTuple):
     action: Action
 
 
-@_frozen
-class Vote:
+class Vote(NamedTuple):
     proposal: bytes
     accept: bool
 
 
-@_frozen
-class GrantPermission:
+class GrantPermission(NamedTuple):
     peer: bytes
     permission: Permission
 
 
-@_frozen
-class RevokePermission:
+class RevokePermission(NamedTuple):
     peer: bytes
     permission: Permission
 
 
-@_frozen
-class CreateChannel:
+class CreateChannel(NamedTuple):
     name: str
     channel_kind: ChannelKind = ChannelKind.TEXT
     topic: str = ""
     ephemeral: Ephemeral | None = None
 
 
-@_frozen
-class DeleteChannel:
+class DeleteChannel(NamedTuple):
     channel: bytes
 
 
-@_frozen
-class RenameChannel:
+class RenameChannel(NamedTuple):
     channel: bytes
     name: str
     topic: str = ""
 
 
-@_frozen
-class ChannelRevive:
+class ChannelRevive(NamedTuple):
     channel: bytes
 
 
-@_frozen
-class CreateRole:
+class CreateRole(NamedTuple):
     name: str
     color: int = 0
 
 
-@_frozen
-class DeleteRole:
+class DeleteRole(NamedTuple):
     role: bytes
 
 
-@_frozen
-class SetPermission:
+class SetPermission(NamedTuple):
     role: bytes
     permission: Permission
     granted: bool
 
 
-@_frozen
-class AssignRole:
+class AssignRole(NamedTuple):
     peer: bytes
     role: bytes
 
 
-@_frozen
-class Message:
+class Message(NamedTuple):
     channel: bytes
     body: str
     thread: bytes | None = None
     reply_to: bytes | None = None
 
 
-@_frozen
-class FileMessage:
+class FileMessage(NamedTuple):
     channel: bytes
     file: FileRef
     body: str = ""
@@ -376,119 +349,99 @@ class FileMessage:
     reply_to: bytes | None = None
 
 
-@_frozen
-class EditMessage:
+class EditMessage(NamedTuple):
     message: bytes
     body: str
 
 
-@_frozen
-class DeleteMessage:
+class DeleteMessage(NamedTuple):
     message: bytes
 
 
-@_frozen
-class Reaction:
+class Reaction(NamedTuple):
     message: bytes
     emoji: str
 
 
-@_frozen
-class SetProfile:
+class SetProfile(NamedTuple):
     display_name: str
 
 
-@_frozen
-class UpdateProfile:
+class UpdateProfile(NamedTuple):
     delta: ProfileDelta
 
 
-@_frozen
-class RotateChannelKey:
+class RotateChannelKey(NamedTuple):
     channel: bytes
     epoch: int
     shares: tuple[KeyShare, ...]
 
 
-@_frozen
-class PinMessage:
+class PinMessage(NamedTuple):
     channel: bytes
     message: bytes
 
 
-@_frozen
-class UnpinMessage:
+class UnpinMessage(NamedTuple):
     channel: bytes
     message: bytes
 
 
-@_frozen
-class RenameServer:
+class RenameServer(NamedTuple):
     name: str
 
 
-@_frozen
-class SetServerDescription:
+class SetServerDescription(NamedTuple):
     description: str
 
 
-@_frozen
-class MuteChannel:
+class MuteChannel(NamedTuple):
     channel: bytes
     muted: bool
 
 
-@_frozen
-class MuteGrove:
+class MuteGrove(NamedTuple):
     muted: bool
 
 
-@_frozen
-class Join:
+class Join(NamedTuple):
     """Join with an invite: ``proof`` is the invite key's signature over the joiner's key."""
 
     invite: bytes
     proof: bytes
 
 
-@_frozen
-class Leave:
-    pass
+class Leave(NamedTuple):
+    """Leave the community (the last admin cannot)."""
 
 
-@_frozen
-class UnassignRole:
+class UnassignRole(NamedTuple):
     peer: bytes
     role: bytes
 
 
-@_frozen
-class RemoveReaction:
+class RemoveReaction(NamedTuple):
     message: bytes
     emoji: str
 
 
-@_frozen
-class CreateThread:
+class CreateThread(NamedTuple):
     channel: bytes
     root: bytes
     name: str
 
 
-@_frozen
-class AddEmoji:
+class AddEmoji(NamedTuple):
     name: str
     image: bytes
     mime: str
 
 
-@_frozen
-class RemoveEmoji:
+class RemoveEmoji(NamedTuple):
     emoji: bytes
 
 
-@_frozen
-class SetChannelOverwrite:
+class SetChannelOverwrite(NamedTuple):
     """Replace one overwrite; empty ``allow`` and ``deny`` clear it."""
 
     channel: bytes
@@ -498,8 +451,7 @@ class SetChannelOverwrite:
     deny: frozenset[Permission]
 
 
-@_frozen
-class CreateInvite:
+class CreateInvite(NamedTuple):
     """An invite whose secret key travels in the link; replay enforces uses and expiry."""
 
     key: bytes
@@ -507,8 +459,7 @@ class CreateInvite:
     expires_at_ms: int = 0
 
 
-@_frozen
-class RevokeInvite:
+class RevokeInvite(NamedTuple):
     invite: bytes
 
 

@@ -1,14 +1,14 @@
 """A community's DAG, pending buffer and state kept in lockstep: the only mutator shells call.
 
-Theory of operation (see ``order`` for why it is correct). ``receive`` checks each event,
+Theory of operation (see ``order`` for the order itself). ``receive`` checks each event,
 buffers those with missing parents, adds the rest to the DAG (draining buffered children), and
 then integrates the whole batch at once:
 
-1. ``r`` = the earliest position any new event could take: ``1 + max(position of its parents
-   already placed)``; if an author was just found to equivocate, also the position of their
-   earliest event from the fork seq on (those events must now be re-judged).
+1. ``r`` = where the smallest new order key would go (bisection over the sorted keys); if an
+   author was just found to equivocate, also the position of their earliest event from the
+   fork seq on (those events must now be re-judged).
 2. Undo the applied events after ``r``, newest first, with their journals.
-3. Re-order ``order[r:] + new`` by Kahn's continuation, and apply that suffix, journalling it.
+3. Merge ``order[r:]`` with the new events by key, and apply that suffix, journalling it.
 
 A causally-newest event has ``r == len(order)``: it is appended and applied in O(1). Journals are
 kept for the last ``undo_window`` events; a change reaching further back rebuilds from genesis.
@@ -16,6 +16,7 @@ kept for the last ``undo_window`` events; a change reaching further back rebuild
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from .errors import InsertError, LocalError
 from .event import Event
 from .journal import Entry, Journal, Unrecorded, undo
 from .materialize import fold, new_state
-from .order import continue_order, topological_order
+from .order import OrderKey, topological_order
 from .pending import PendingBuffer
 from .results import RejectReason
 from .state import ServerState
@@ -55,7 +56,7 @@ class ManagedDag:
         "pending",
         "state",
         "order",
-        "pos",
+        "keys",
         "undo_window",
         "rebuilds",
         "_undo",
@@ -68,7 +69,8 @@ class ManagedDag:
         #: None until genesis has arrived.
         self.state: ServerState | None = None
         self.order: list[Event] = []
-        self.pos: dict[bytes, int] = {}
+        #: order keys ``(depth, id)``, aligned with ``order`` and ascending
+        self.keys: list[OrderKey] = []
         self.undo_window = undo_window
         #: full rebuilds so far (a health counter; tests assert late events avoid them)
         self.rebuilds = 0
@@ -133,22 +135,23 @@ class ManagedDag:
         if self.state is None:
             self.rebuild()
             return
-        pos = self.pos
-        r = len(self.order)
-        for ev in new:
-            placed = [pos[p] for p in ev.parents if p in pos]
-            if placed:
-                r = min(r, max(placed) + 1)
+        depth = self.dag.depth
+        new_keys = sorted((depth[ev.id], ev.id) for ev in new)
+        keys = self.keys
+        r = bisect_left(keys, new_keys[0])
         for author in forked:
             for ev in self.dag.events_at_or_after(author, self.dag.fork_seq[author]):
-                if ev.id in pos:
-                    r = min(r, pos[ev.id])
+                r = min(r, bisect_left(keys, (depth[ev.id], ev.id)))
         if r < self._undo_base:
             self.rebuild()
             return
         self._rewind(r)
-        suffix = continue_order(self.order[r:] + new, pos)
-        del self.order[r:]
+        if r == len(keys):
+            suffix = sorted(new, key=lambda ev: (depth[ev.id], ev.id))
+        else:
+            suffix = sorted(self.order[r:] + new, key=lambda ev: (depth[ev.id], ev.id))
+            del self.order[r:]
+            del keys[r:]
         self._apply_suffix(suffix)
 
     def _rewind(self, r: int) -> None:
@@ -157,15 +160,18 @@ class ManagedDag:
         for i in range(len(self.order) - 1, r - 1, -1):
             undo(journals[i - base])
         del journals[r - base :]
+        if r < len(self.order) and self.state is not None:
+            self.state.forget_derived()
 
     def _apply_suffix(self, suffix: list[Event]) -> None:
         state = self.state
         assert state is not None
-        order, pos, journals = self.order, self.pos, self._undo
+        order, keys, journals = self.order, self.keys, self._undo
+        depth = self.dag.depth
         forks = self.dag.fork_seq.get
         for ev in suffix:
-            pos[ev.id] = len(order)
             order.append(ev)
+            keys.append((depth[ev.id], ev.id))
             j = Journal()
             apply_event(state, ev, j, forks(ev.author))
             journals.append(j.entries)
@@ -179,13 +185,14 @@ class ManagedDag:
         if not self.dag.has_genesis:
             return
         self.rebuilds += 1
-        order = topological_order(self.dag.events.values())
+        order = topological_order(self.dag.events.values(), self.dag.depth)
         state = new_state(order[0])
         cut = max(0, len(order) - self.undo_window)
         fold(state, order[:cut], self.dag.fork_seq, Unrecorded())
+        depth = self.dag.depth
         self.state = state
         self.order = order[:cut]
-        self.pos = {ev.id: i for i, ev in enumerate(order)}
+        self.keys = [(depth[ev.id], ev.id) for ev in self.order]
         self._undo = []
         self._undo_base = cut
         self._apply_suffix(order[cut:])
@@ -201,6 +208,7 @@ class ManagedDag:
         j = Journal()
         reason = apply_event(self.state, ev, j, self.dag.fork_seq.get(ev.author))
         undo(j.entries)
+        self.state.forget_derived()
         return reason
 
     def rejection(self, event_id: bytes) -> RejectReason | None:

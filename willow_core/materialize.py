@@ -42,7 +42,7 @@ def materialize(dag: EventDag) -> ServerState:
     verified events)."""
     if not dag.has_genesis:
         raise LocalError("cannot materialize a community without its genesis event")
-    order = topological_order(dag.events.values())
+    order = topological_order(dag.events.values(), dag.depth)
     state = new_state(order[0])
     fold(state, order, dag.fork_seq, Unrecorded())
     return state

@@ -61,6 +61,15 @@ def server_permissions(state: ServerState, peer: bytes) -> frozenset[Permission]
     """Server-wide permissions of ``peer``; empty for non-members."""
     if peer in state.admins:
         return ALL_PERMISSIONS
+    cached = state.perm_cache.get((peer, None))
+    if cached is not None:
+        return cached
+    result = _server_permissions(state, peer)
+    state.perm_cache[(peer, None)] = result
+    return result
+
+
+def _server_permissions(state: ServerState, peer: bytes) -> frozenset[Permission]:
     member = state.members.get(peer)
     if member is None:
         return frozenset()
@@ -77,6 +86,17 @@ def channel_permissions(state: ServerState, peer: bytes, channel_id: bytes) -> f
     """Permissions of ``peer`` in one channel, after its overwrites."""
     if peer in state.admins:
         return ALL_PERMISSIONS
+    cached = state.perm_cache.get((peer, channel_id))
+    if cached is not None:
+        return cached
+    result = _channel_permissions(state, peer, channel_id)
+    state.perm_cache[(peer, channel_id)] = result
+    return result
+
+
+def _channel_permissions(
+    state: ServerState, peer: bytes, channel_id: bytes
+) -> frozenset[Permission]:
     perms = set(server_permissions(state, peer))
     channel = state.channels.get(channel_id)
     member = state.members.get(peer)

@@ -1,6 +1,6 @@
 """Field specs: how one typed value maps to and from its CBOR form, with its caps.
 
-Payloads are CBOR arrays whose positions follow a record's dataclass fields; each field has a
+Payloads are CBOR arrays whose positions follow a record's fields; each field has a
 ``Spec`` that validates the decoded value strictly (type, length, range) and converts it to the
 Python value, and converts back for encoding. Validation here is what lets the event hot path skip
 the generic type walk in ``encoding``: every position is checked by exactly one spec.
@@ -184,23 +184,28 @@ def optional(item: Spec[T]) -> Spec[T | None]:
 
 
 def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
-    """A frozen dataclass as an array of its fields, in declaration order."""
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    """A ``NamedTuple`` record as an array of its fields, in declaration order."""
+    names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
     if len(names) != len(specs):
         raise TypeError(f"{cls.__name__}: {len(names)} fields but {len(specs)} specs")
     decoders = tuple(s.decode for s in specs)
-    encoders = tuple(zip(names, (s.encode for s in specs), strict=True))
+    encoders = tuple(s.encode for s in specs)
     arity = len(specs)
+    make = cls._make  # type: ignore[attr-defined]
 
     def check(value: Any) -> T:
         if type(value) is not list or len(value) != arity:
             raise _fail(f"{cls.__name__} array of {arity}", value)
-        return cls(*[d(v) for d, v in zip(decoders, value)])
+        return make(map(_call, decoders, value))  # type: ignore[no-any-return]
 
     def encode(obj: T) -> list[Any]:
-        return [enc(getattr(obj, name)) for name, enc in encoders]
+        return list(map(_call, encoders, obj))  # type: ignore[call-overload]
 
     return Spec(cls.__name__, check, encode)
+
+
+def _call(function: Callable[[Any], Any], value: Any) -> Any:
+    return function(value)
 
 
 def tagged(variants: dict[int, tuple[type[Any], Spec[Any]]], name: str) -> Spec[Any]:

@@ -228,6 +228,7 @@ class ServerState:
         "threshold",
         "rejected",
         "applied",
+        "perm_cache",
     )
 
     def __init__(self, server_id: bytes, name: str, owner: bytes, created_at: int) -> None:
@@ -260,6 +261,13 @@ class ServerState:
         self.rejected: dict[bytes, int] = {}
         #: number of events folded into this state, rejected ones included.
         self.applied = 0
+        #: (peer, channel or None) -> effective permissions. Derived, not state: cleared by
+        #: ``forget_derived`` whenever permissions may have changed (or replay rewinds).
+        self.perm_cache: dict[tuple[bytes, bytes | None], frozenset[Permission]] = {}
+
+    def forget_derived(self) -> None:
+        """Drop cached derivations (after anything that may change permissions)."""
+        self.perm_cache.clear()
 
     def to_obj(self) -> Any:
         """A canonical, fully sorted rendering of the state (the state hash's preimage)."""

@@ -63,7 +63,7 @@ from .roles import (
     apply_unassign_role,
 )
 
-__all__ = ["RULES", "Gate", "apply_event"]
+__all__ = ["RULES", "PERMISSION_KINDS", "Gate", "apply_event"]
 
 
 def _genesis(state: ServerState, ev: Event, p: Any, j: Journal) -> Outcome:
@@ -121,6 +121,27 @@ def _gate(state: ServerState, gate: Gate, author: bytes) -> Outcome:
     return None
 
 
+#: Kinds whose effects can change anyone's effective permissions (they clear the cache).
+PERMISSION_KINDS = frozenset(
+    {
+        Kind.CREATE_SERVER,
+        Kind.PROPOSE,
+        Kind.VOTE,
+        Kind.GRANT_PERMISSION,
+        Kind.REVOKE_PERMISSION,
+        Kind.DELETE_CHANNEL,
+        Kind.CREATE_ROLE,
+        Kind.DELETE_ROLE,
+        Kind.SET_PERMISSION,
+        Kind.ASSIGN_ROLE,
+        Kind.UNASSIGN_ROLE,
+        Kind.SET_CHANNEL_OVERWRITE,
+        Kind.JOIN,
+        Kind.LEAVE,
+    }
+)
+
+
 def apply_event(state: ServerState, ev: Event, j: Journal, fork_seq: int | None = None) -> Outcome:
     """Fold one event into ``state``; returns None when it applied, else why it did not.
 
@@ -134,6 +155,8 @@ def apply_event(state: ServerState, ev: Event, j: Journal, fork_seq: int | None 
         reason = _gate(state, gate, ev.author)
         if reason is None:
             reason = handler(state, ev, ev.payload, j)
+            if ev.kind in PERMISSION_KINDS:
+                state.perm_cache.clear()
     if reason is not None:
         j.set(state.rejected, ev.id, int(reason))
     j.attr(state, "applied", state.applied + 1)
