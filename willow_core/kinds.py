@@ -537,7 +537,9 @@ def _keep_or(spec: Spec[Any]) -> Spec[tuple[Any, ...]]:
             raise DecodeError("profile field must be [] or [value]")
         return tuple(inner.decode(v) for v in value)
 
-    return Spec(f"keep or {spec.name}", check, lambda t: [inner.encode(v) for v in t])
+    return Spec(
+        f"keep or {spec.name}", check, lambda t: [inner.encode(v) for v in t], trusted=tuple
+    )
 
 
 NAME = text(MAX_NAME_CHARS, min_chars=1)

@@ -4,6 +4,11 @@ Payloads are CBOR arrays whose positions follow a record's fields; each field ha
 ``Spec`` that validates the decoded value strictly (type, length, range) and converts it to the
 Python value, and converts back for encoding. Validation here is what lets the event hot path skip
 the generic type walk in ``encoding``: every position is checked by exactly one spec.
+
+Each spec also knows the canonical ``size`` of a validated raw value (the event decoder's
+canonical proof compares it with the bytes received) and a ``trusted`` constructor that skips
+validation, for events re-read from our own verified store. Record decoders are generated once
+per record (as ``dataclasses`` does) because ingest runs them for every event.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
+from .encoding import canonical_length
 from .errors import DecodeError
 
 __all__ = [
@@ -43,11 +49,17 @@ UINT_MAX = 2**63 - 1
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Spec(Generic[T]):
-    """A field codec: ``decode`` validates a raw CBOR value, ``encode`` is its inverse."""
+    """A field codec: ``decode`` validates a raw CBOR value, ``encode`` is its inverse.
+
+    ``trusted`` builds the value without validation (``None``: the raw value is the value) and
+    ``size`` is the canonical encoded length of a validated raw value.
+    """
 
     name: str
     decode: Callable[[Any], T]
     encode: Callable[[T], Any]
+    trusted: Callable[[Any], T] | None = None
+    size: Callable[[Any], int] = canonical_length
 
 
 def _fail(spec: str, value: object) -> DecodeError:
@@ -68,17 +80,19 @@ def _bytes_exact(n: int) -> Callable[[Any], bytes]:
 
 
 _id = _bytes_exact(32)
-ID: Spec[bytes] = Spec("bytes32", _id, _same)
+ID: Spec[bytes] = Spec("bytes32", _id, _same, size=lambda _: 34)
 """A 32-byte id: event hash, public key or content hash."""
 
-SIG: Spec[bytes] = Spec("bytes64", _bytes_exact(64), _same)
+SIG: Spec[bytes] = Spec("bytes64", _bytes_exact(64), _same, size=lambda _: 66)
 
 
 def _opt_id(value: Any) -> bytes | None:
     return None if value is None else _id(value)
 
 
-OPT_ID: Spec[bytes | None] = Spec("bytes32 or null", _opt_id, _same)
+OPT_ID: Spec[bytes | None] = Spec(
+    "bytes32 or null", _opt_id, _same, size=lambda v: 1 if v is None else 34
+)
 
 
 def _uint(value: Any) -> int:
@@ -96,7 +110,7 @@ def _bool(value: Any) -> bool:
     return value
 
 
-BOOL: Spec[bool] = Spec("bool", _bool, _same)
+BOOL: Spec[bool] = Spec("bool", _bool, _same, size=lambda _: 1)
 
 
 def text(max_chars: int, *, min_chars: int = 0) -> Spec[str]:
@@ -109,7 +123,12 @@ def text(max_chars: int, *, min_chars: int = 0) -> Spec[str]:
             raise DecodeError(f"text must be {min_chars}..{max_chars} characters")
         return value
 
-    return Spec(f"text<={max_chars}", check, _same)
+    return Spec(f"text<={max_chars}", check, _same, size=_text_size)
+
+
+def _text_size(value: str) -> int:
+    size = len(value) if value.isascii() else len(value.encode())
+    return (1 if size < 24 else 2 if size < 256 else 3 if size < 65536 else 5) + size
 
 
 def opt_text(max_chars: int) -> Spec[str | None]:
@@ -141,7 +160,7 @@ def enum(cls: type[E]) -> Spec[E]:
         except ValueError:
             raise DecodeError(f"unknown {cls.__name__} {value}") from None
 
-    return Spec(cls.__name__, check, int)
+    return Spec(cls.__name__, check, int, trusted=cls)
 
 
 def enum_set(cls: type[E]) -> Spec[frozenset[E]]:
@@ -156,7 +175,12 @@ def enum_set(cls: type[E]) -> Spec[frozenset[E]]:
             raise DecodeError(f"{cls.__name__} set must be strictly ascending")
         return frozenset(items)
 
-    return Spec(f"set of {cls.__name__}", check, lambda s: sorted(int(m) for m in s))
+    return Spec(
+        f"set of {cls.__name__}",
+        check,
+        lambda s: sorted(int(m) for m in s),
+        trusted=lambda v: frozenset(map(cls, v)),
+    )
 
 
 def list_of(item: Spec[T], max_items: int) -> Spec[tuple[T, ...]]:
@@ -167,8 +191,12 @@ def list_of(item: Spec[T], max_items: int) -> Spec[tuple[T, ...]]:
             raise _fail(f"array of <={max_items} {item.name}", value)
         return tuple(item.decode(v) for v in value)
 
+    inner = item.trusted
     return Spec(
-        f"array of <={max_items} {item.name}", check, lambda t: [item.encode(v) for v in t]
+        f"array of <={max_items} {item.name}",
+        check,
+        lambda t: [item.encode(v) for v in t],
+        trusted=tuple if inner is None else (lambda v: tuple(map(inner, v))),
     )
 
 
@@ -178,34 +206,57 @@ def optional(item: Spec[T]) -> Spec[T | None]:
     def encode(value: T | None) -> Any:
         return None if value is None else item.encode(value)
 
+    inner = item.trusted
     return Spec(
-        f"{item.name} or null", lambda v: None if v is None else item.decode(v), encode
+        f"{item.name} or null",
+        lambda v: None if v is None else item.decode(v),
+        encode,
+        trusted=None if inner is None else (lambda v: None if v is None else inner(v)),
+        size=lambda v: 1 if v is None else item.size(v),
     )
 
 
 def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
     """A ``NamedTuple`` record as an array of its fields, in declaration order."""
     names: tuple[str, ...] = cls._fields  # type: ignore[attr-defined]
-    if len(names) != len(specs):
-        raise TypeError(f"{cls.__name__}: {len(names)} fields but {len(specs)} specs")
-    decoders = tuple(s.decode for s in specs)
-    encoders = tuple(s.encode for s in specs)
     arity = len(specs)
-    make = cls._make  # type: ignore[attr-defined]
+    if len(names) != arity:
+        raise TypeError(f"{cls.__name__}: {len(names)} fields but {arity} specs")
+    scope: dict[str, Any] = {"cls": cls, "new": tuple.__new__, "fail": _fail}
+    for i, spec in enumerate(specs):
+        scope[f"d{i}"] = spec.decode
+        scope[f"e{i}"] = spec.encode
+        scope[f"s{i}"] = spec.size
+        scope[f"t{i}"] = spec.trusted
+    unpack = ", ".join(f"v{i}" for i in range(arity)) + ("," if arity == 1 else "")
+    unpack = f"{unpack} = value" if arity else "pass"
+    comma = "," if arity == 1 else ""
+    decoded = ", ".join(f"d{i}(v{i})" for i in range(arity)) + comma
+    built = ", ".join(
+        f"v{i}" if specs[i].trusted is None else f"t{i}(v{i})" for i in range(arity)
+    ) + comma
+    sizes = " + ".join([str(canonical_length(arity)), *(f"s{i}(v{i})" for i in range(arity))])
+    source = f"""
+def check(value):
+    if type(value) is not list or len(value) != {arity}:
+        raise fail("{cls.__name__} array of {arity}", value)
+    {unpack}
+    return new(cls, ({decoded}))
 
-    def check(value: Any) -> T:
-        if type(value) is not list or len(value) != arity:
-            raise _fail(f"{cls.__name__} array of {arity}", value)
-        return make(map(_call, decoders, value))  # type: ignore[no-any-return]
+def encode(value):
+    {unpack}
+    return [{", ".join(f"e{i}(v{i})" for i in range(arity))}]
 
-    def encode(obj: T) -> list[Any]:
-        return list(map(_call, encoders, obj))  # type: ignore[call-overload]
+def size(value):
+    {unpack}
+    return {sizes}
 
-    return Spec(cls.__name__, check, encode)
-
-
-def _call(function: Callable[[Any], Any], value: Any) -> Any:
-    return function(value)
+def trusted(value):
+    {unpack}
+    return new(cls, ({built}))
+"""
+    exec(compile(source, f"<record {cls.__name__}>", "exec"), scope)
+    return Spec(cls.__name__, scope["check"], scope["encode"], scope["trusted"], scope["size"])
 
 
 def tagged(variants: dict[int, tuple[type[Any], Spec[Any]]], name: str) -> Spec[Any]:
@@ -224,4 +275,8 @@ def tagged(variants: dict[int, tuple[type[Any], Spec[Any]]], name: str) -> Spec[
         tag, spec = by_type[type(obj)]
         return [tag, *spec.encode(obj)]
 
-    return Spec(name, check, encode)
+    def trusted(value: Any) -> Any:
+        spec = variants[value[0]][1]
+        return (spec.trusted or spec.decode)(value[1:])
+
+    return Spec(name, check, encode, trusted)

@@ -227,7 +227,6 @@ class ServerState:
         "emoji",
         "threshold",
         "rejected",
-        "applied",
         "perm_cache",
     )
 
@@ -259,8 +258,6 @@ class ServerState:
         self.threshold = Threshold(ThresholdMode.MAJORITY)
         #: event id -> reason, for every event replay refused (the UI explains them).
         self.rejected: dict[bytes, int] = {}
-        #: number of events folded into this state, rejected ones included.
-        self.applied = 0
         #: (peer, channel or None) -> effective permissions. Derived, not state: cleared by
         #: ``forget_derived`` whenever permissions may have changed (or replay rewinds).
         self.perm_cache: dict[tuple[bytes, bytes | None], frozenset[Permission]] = {}
@@ -315,7 +312,6 @@ class ServerState:
             [[e.id, e.name, e.image, e.mime, e.creator] for _, e in sorted(self.emoji.items())],
             [int(self.threshold.mode), self.threshold.count],
             sorted(self.rejected.items()),
-            self.applied,
         ]
 
 

@@ -159,5 +159,4 @@ def apply_event(state: ServerState, ev: Event, j: Journal, fork_seq: int | None 
                 state.perm_cache.clear()
     if reason is not None:
         j.set(state.rejected, ev.id, int(reason))
-    j.attr(state, "applied", state.applied + 1)
     return reason

@@ -1,0 +1,1 @@
+"""Native shells around willow_core: relay, peers, workers and the CLI (later issues)."""
