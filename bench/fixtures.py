@@ -30,7 +30,9 @@ from willow_core.testing import identity, seed_bytes
 
 __all__ = ["history", "history_label", "invite_seed", "late_events", "CACHE_DIR"]
 
-CACHE_DIR = Path(os.environ.get("WILLOW_BENCH_CACHE", Path(__file__).parent.parent / ".bench-cache"))
+CACHE_DIR = Path(
+    os.environ.get("WILLOW_BENCH_CACHE", Path(__file__).parent.parent / ".bench-cache")
+)
 _EMOJI = ["👍", "🎉", "😂", "❤️", "🔥"]
 
 
@@ -163,7 +165,7 @@ def late_events(wires: list[bytes], seed: bytes, count: int, behind: int) -> lis
     heads: dict[bytes, Event] = {}
     for e in cut:
         heads[e.author] = e
-    deps = sorted({e.id for e in heads.values()} - {invite.id})[:63] + [invite.id]
+    deps = [*sorted({e.id for e in heads.values()} - {invite.id})[:63], invite.id]
     proof = sign_join(seed, genesis.id, invite.id, latecomer.public_key)
     prev = sign_event(
         secret_key=latecomer.secret_key,

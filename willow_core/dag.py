@@ -151,6 +151,29 @@ class EventDag:
             return True
         return False
 
+    def restore_event(self, ev: Event, depth: int) -> None:
+        """Add an event from our own store (no checks); call ``finish_restore`` after the last."""
+        chain = self.chains.get(ev.author)
+        if chain is None:
+            chain = self.chains[ev.author] = {}
+        if ev.seq in chain:
+            self.add(ev)  # a recorded fork: take the general path
+            self.depth[ev.id] = depth
+            return
+        self.events[ev.id] = ev
+        self.depth[ev.id] = depth
+        chain[ev.seq] = ev.id
+
+    def finish_restore(self) -> None:
+        """Recompute tips after ``restore_event`` calls."""
+        for author, chain in self.chains.items():
+            if author in self.fork_seq:
+                has_child = {e.prev for e in self.events.values() if e.author == author}
+                mine = [e for e in self.events.values() if e.author == author]
+                self.tips[author] = [e.id for e in mine if e.id not in has_child]
+            else:
+                self.tips[author] = [chain[len(chain)]]
+
     def head(self, author: bytes) -> Event | None:
         """The author's highest-seq event (on the first branch seen, if forked)."""
         chain = self.chains.get(author)

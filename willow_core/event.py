@@ -54,6 +54,7 @@ _FIXED_LENGTH = 1 + canonical_length(EVENT_TAG) + 34 + 34
 _HEAD_LENGTH = canonical_length  # an unsigned int's encoding is exactly its head
 
 _sha256 = hashlib.sha256
+_new = tuple.__new__
 
 
 class Event(NamedTuple):
@@ -215,33 +216,36 @@ def decode_event(wire: bytes) -> Event:
     )
     if expected != len(signable):
         raise DecodeError("not canonical CBOR")
-    return Event(
-        _sha256(signable).digest(),
-        server,
-        author,
-        seq,
-        prev,
-        deps_t,
-        ts,
-        kind,
-        payload,
-        signable,
-        sig,
+    return _new(
+        Event,
+        (_sha256(signable).digest(), server, author, seq, prev, deps_t, ts, kind, payload,
+         signable, sig),
     )
 
 
-def decode_stored(wire: bytes, event_id: bytes) -> Event:
+def decode_stored(event_id: bytes, signable: bytes, sig: bytes) -> Event:
     """Rebuild an event from our own verified store, skipping every check.
 
     Only for bytes this process (or its worker) stored after ``decode_event`` and DAG insert
     accepted them; the store's key is the event id, so no hash is recomputed either.
     """
-    signable, sig = _split_wire(wire)
     _, server, author, seq, prev, deps, ts, kind_value, payload_raw = cbor2.loads(signable)
     kind = _KIND_BY_VALUE[kind_value]
-    payload = _TRUSTED[kind](payload_raw)
-    return Event(
-        event_id, server, author, seq, prev, tuple(deps), ts, kind, payload, signable, sig
+    return _new(
+        Event,
+        (
+            event_id,
+            server,
+            author,
+            seq,
+            prev,
+            tuple(deps),
+            ts,
+            kind,
+            _TRUSTED[kind](payload_raw),
+            signable,
+            sig,
+        ),
     )
 
 

@@ -24,13 +24,16 @@ class Hlc(NamedTuple):
     counter: int
 
 
+_EPOCH = Hlc(0, 0)
+
+
 class HybridClock:
     """One per identity; ``ms`` is what goes into an event's ``ts``."""
 
     __slots__ = ("_last",)
 
-    def __init__(self, last: Hlc = Hlc(0, 0)) -> None:
-        self._last = last
+    def __init__(self, last: Hlc | None = None) -> None:
+        self._last = last or _EPOCH
 
     @property
     def last(self) -> Hlc:
@@ -48,6 +51,5 @@ class HybridClock:
     def observe(self, remote_ms: int, wall_ms: int) -> None:
         """Account for a time seen on a received event (clamped to wall + ``MAX_DRIFT_MS``)."""
         remote_ms = min(remote_ms, wall_ms + MAX_DRIFT_MS)
-        ms, counter = self._last
-        if remote_ms > ms:
+        if remote_ms > self._last.ms:
             self._last = Hlc(remote_ms, 0)

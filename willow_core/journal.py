@@ -9,6 +9,7 @@ rewinds silently wrong, which the incremental-equals-fresh property tests catch.
 
 from __future__ import annotations
 
+from collections.abc import MutableSet
 from typing import Any
 
 __all__ = ["Journal", "Unrecorded", "Entry", "undo"]
@@ -38,12 +39,12 @@ class Journal:
             return old
         return None
 
-    def add(self, target: set[Any], item: Any) -> None:
+    def add(self, target: MutableSet[Any], item: Any) -> None:
         if item not in target:
             target.add(item)
             self.entries.append((_ADD, target, item))
 
-    def discard(self, target: set[Any], item: Any) -> None:
+    def discard(self, target: MutableSet[Any], item: Any) -> None:
         if item in target:
             target.discard(item)
             self.entries.append((_DISCARD, target, item))
@@ -88,10 +89,10 @@ class Unrecorded(Journal):
     def pop(self, mapping: dict[Any, Any], key: Any) -> Any:
         return mapping.pop(key, None)
 
-    def add(self, target: set[Any], item: Any) -> None:
+    def add(self, target: MutableSet[Any], item: Any) -> None:
         target.add(item)
 
-    def discard(self, target: set[Any], item: Any) -> None:
+    def discard(self, target: MutableSet[Any], item: Any) -> None:
         target.discard(item)
 
     def append(self, target: list[Any], item: Any) -> None:

@@ -29,7 +29,6 @@ from .schema import (
     enum_set,
     list_of,
     optional,
-    opt_text,
     record,
     tagged,
     text,
@@ -238,8 +237,10 @@ class ProfileDelta(NamedTuple):
 
 
 class Threshold(NamedTuple):
+    """``required`` is the vote count for ``COUNT`` mode (capped at the number of admins)."""
+
     mode: ThresholdMode
-    count: int = 0
+    required: int = 0
 
 
 class GrantAdmin(NamedTuple):

@@ -82,7 +82,9 @@ def _server_permissions(state: ServerState, peer: bytes) -> frozenset[Permission
     return frozenset(perms)
 
 
-def channel_permissions(state: ServerState, peer: bytes, channel_id: bytes) -> frozenset[Permission]:
+def channel_permissions(
+    state: ServerState, peer: bytes, channel_id: bytes
+) -> frozenset[Permission]:
     """Permissions of ``peer`` in one channel, after its overwrites."""
     if peer in state.admins:
         return ALL_PERMISSIONS

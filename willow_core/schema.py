@@ -14,6 +14,7 @@ per record (as ``dataclasses`` does) because ingest runs them for every event.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
@@ -171,7 +172,7 @@ def enum_set(cls: type[E]) -> Spec[frozenset[E]]:
         if type(value) is not list or len(value) > len(cls):
             raise _fail(f"set of {cls.__name__}", value)
         items = [member.decode(v) for v in value]
-        if any(a >= b for a, b in zip(items, items[1:])):
+        if any(a >= b for a, b in itertools.pairwise(items)):
             raise DecodeError(f"{cls.__name__} set must be strictly ascending")
         return frozenset(items)
 

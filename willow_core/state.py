@@ -310,7 +310,7 @@ class ServerState:
                 for _, p in sorted(self.proposals.items())
             ],
             [[e.id, e.name, e.image, e.mime, e.creator] for _, e in sorted(self.emoji.items())],
-            [int(self.threshold.mode), self.threshold.count],
+            [int(self.threshold.mode), self.threshold.required],
             sorted(self.rejected.items()),
         ]
 

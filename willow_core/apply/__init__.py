@@ -111,14 +111,9 @@ RULES: dict[Kind, tuple[Gate, Handler]] = {
 }
 
 
-def _gate(state: ServerState, gate: Gate, author: bytes) -> Outcome:
-    if gate is Gate.MEMBER:
-        return None if author in state.members else RejectReason.NOT_MEMBER
-    if gate is Gate.ADMIN:
-        return None if author in state.admins else RejectReason.NOT_ADMIN
-    if gate is Gate.NON_MEMBER:
-        return RejectReason.ALREADY_MEMBER if author in state.members else None
-    return None
+#: RULES as a list indexed by the kind's wire value (the replay loop's dispatch).
+_BY_VALUE: list[tuple[Gate, Handler]] = [RULES[kind] for kind in sorted(Kind)]
+_MEMBER, _ADMIN, _NON_MEMBER = Gate.MEMBER, Gate.ADMIN, Gate.NON_MEMBER
 
 
 #: Kinds whose effects can change anyone's effective permissions (they clear the cache).
@@ -142,21 +137,29 @@ PERMISSION_KINDS = frozenset(
 )
 
 
+_PERMISSION_VALUES = frozenset(int(k) for k in PERMISSION_KINDS)
+
+
 def apply_event(state: ServerState, ev: Event, j: Journal, fork_seq: int | None = None) -> Outcome:
     """Fold one event into ``state``; returns None when it applied, else why it did not.
 
     Args:
         fork_seq: the lowest seq at which the DAG holds two events by this author, if any.
     """
-    gate, handler = RULES[ev.kind]
+    gate, handler = _BY_VALUE[ev.kind]
+    reason: Outcome
     if fork_seq is not None and ev.seq >= fork_seq:
-        reason: Outcome = RejectReason.EQUIVOCATION
+        reason = RejectReason.EQUIVOCATION
+    elif gate is _MEMBER and ev.author not in state.members:
+        reason = RejectReason.NOT_MEMBER
+    elif gate is _ADMIN and ev.author not in state.admins:
+        reason = RejectReason.NOT_ADMIN
+    elif gate is _NON_MEMBER and ev.author in state.members:
+        reason = RejectReason.ALREADY_MEMBER
     else:
-        reason = _gate(state, gate, ev.author)
-        if reason is None:
-            reason = handler(state, ev, ev.payload, j)
-            if ev.kind in PERMISSION_KINDS:
-                state.perm_cache.clear()
+        reason = handler(state, ev, ev.payload, j)
+        if ev.kind in _PERMISSION_VALUES:
+            state.perm_cache.clear()
     if reason is not None:
         j.set(state.rejected, ev.id, int(reason))
     return reason

@@ -40,7 +40,7 @@ def meets_threshold(state: ServerState, proposal: Proposal) -> bool:
         return yes > admins // 2
     if mode is ThresholdMode.UNANIMOUS:
         return yes >= admins
-    return yes >= min(state.threshold.count, admins)
+    return yes >= min(state.threshold.required, admins)
 
 
 def _check_action(state: ServerState, action: Any) -> Outcome:
@@ -64,7 +64,7 @@ def _check_action(state: ServerState, action: Any) -> Outcome:
             return RejectReason.INVALID_TARGET
     elif isinstance(action, SetVoteThreshold):
         t = action.threshold
-        if (t.mode is ThresholdMode.COUNT) != (t.count > 0):
+        if (t.mode is ThresholdMode.COUNT) != (t.required > 0):
             return RejectReason.INVALID_TARGET
     return None
 

@@ -104,7 +104,8 @@ def ed25519_verify_many(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[boo
     well_formed = [
         len(pk) == PUBLIC_KEY_BYTES and len(sig) == SIGNATURE_BYTES for pk, _, sig in items
     ]
-    verdicts = get_backend().ed25519_verify_many([t for t, ok in zip(items, well_formed) if ok])
+    checked = [t for t, ok in zip(items, well_formed, strict=True) if ok]
+    verdicts = get_backend().ed25519_verify_many(checked)
     it = iter(verdicts)
     return [next(it) if ok else False for ok in well_formed]
 
