@@ -17,6 +17,7 @@ kept for the last ``undo_window`` events; a change reaching further back rebuild
 from __future__ import annotations
 
 from bisect import bisect_left
+from operator import lt as _lt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -31,8 +32,10 @@ from .pending import PendingBuffer
 from .results import RejectReason
 from .state import ServerState
 
-__all__ = ["ManagedDag", "Receipt", "UNDO_WINDOW"]
+__all__ = ["ManagedDag", "Receipt", "UNDO_WINDOW", "RESTORE_JOURNAL"]
 
+#: Journals rebuilt by ``restore`` (the rest of the window refills as events arrive).
+RESTORE_JOURNAL = 2_000
 #: Events whose undo journals are kept. A late event landing further back than this rebuilds
 #: the state from genesis (correct, just slower); the journals cost memory per event.
 UNDO_WINDOW = 20_000
@@ -209,18 +212,21 @@ class ManagedDag:
         dag = self.dag
         order: list[Event] = []
         keys: list[OrderKey] = []
+        restore_event = dag.restore_event
         for event_id, depth, signable, sig in rows:
             ev = decode_stored(event_id, signable, sig)
-            dag.restore_event(ev, depth)
+            restore_event(ev, depth)
             order.append(ev)
             keys.append((depth, event_id))
         dag.finish_restore()
         if not order:
             return
-        if keys != sorted(keys):
+        if not all(map(_lt, keys, keys[1:])):
             raise LocalError("stored rows are not in (depth, id) order")
         state = new_state(order[0])
-        cut = max(0, len(order) - self.undo_window)
+        # Journal only a short tail: late events almost always land near the end, and the
+        # window refills as new events apply. Deeper late events rebuild, which stays correct.
+        cut = max(0, len(order) - min(self.undo_window, RESTORE_JOURNAL))
         fold(state, order[:cut], dag.fork_seq, Unrecorded())
         self.state = state
         self.order = order[:cut]

@@ -12,7 +12,16 @@ import hashlib
 from typing import Any
 
 from .encoding import encode
-from .kinds import ACTION, ChannelKind, Ephemeral, FileRef, Threshold, ThresholdMode
+from .errors import DecodeError
+from .kinds import (
+    ACTION,
+    ChannelKind,
+    Ephemeral,
+    EphemeralKind,
+    FileRef,
+    Threshold,
+    ThresholdMode,
+)
 from .permissions import DEFAULT_EVERYONE_PERMISSIONS, Permission
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
     "Proposal",
     "CustomEmoji",
     "state_hash",
+    "state_from_obj",
 ]
 
 
@@ -348,6 +358,80 @@ def _message_obj(m: ChatMessage) -> Any:
         m.reply_to,
         None if f is None else [f.content, f.name, f.mime, f.size, f.width, f.height],
     ]
+
+
+def state_from_obj(obj: Any) -> ServerState:
+    """Rebuild a state from ``to_obj`` output (a snapshot); raises ``DecodeError`` if malformed.
+
+    The result is only as trustworthy as its source: callers compare ``state_hash`` with a
+    replay of the full history before treating it as verified.
+    """
+    try:
+        return _from_obj(obj)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise DecodeError(f"malformed state: {exc}") from None
+
+
+def _perms(values: Any) -> frozenset[Permission]:
+    return frozenset(Permission(v) for v in values)
+
+
+def _from_obj(obj: Any) -> ServerState:
+    (
+        tag, server_id, name, description, owner, admins, members, banned, peer_permissions,
+        roles, channels, threads, messages, profiles, channel_keys, channel_mutes, grove_mutes,
+        invites, proposals, emoji, threshold, rejected,
+    ) = obj
+    if tag != "willow/state/v1":
+        raise ValueError("not a willow/state/v1 object")
+    st = ServerState(server_id, name, owner, 0)
+    st.description = description
+    st.admins = set(admins)
+    st.members = {}
+    for peer, member_roles, joined_at, invite in members:
+        member = Member(peer, joined_at, invite)
+        member.roles = set(member_roles)
+        st.members[peer] = member
+    st.banned = set(banned)
+    st.peer_permissions = {p: _perms(v) for p, v in peer_permissions}
+    st.roles = {r[0]: Role(r[0], r[1], r[2], _perms(r[3])) for r in roles}
+    for c in channels:
+        eph = None if c[4] is None else Ephemeral(EphemeralKind(c[4][0]), c[4][1])
+        channel = Channel(c[0], c[1], ChannelKind(c[2]), c[3], eph, c[5], c[9])
+        channel.overwrites = {t: Overwrite(_perms(a), _perms(d)) for t, a, d in c[6]}
+        channel.pins = {m: Pin(p, at) for m, p, at in c[7]}
+        channel.messages = list(c[8])
+        st.channels[c[0]] = channel
+    for t in threads:
+        thread = Thread(t[0], t[1], t[2], t[3], t[4])
+        thread.messages = list(t[5])
+        st.threads[t[0]] = thread
+    for m in messages:
+        f = None if m[10] is None else FileRef(*m[10])
+        msg = ChatMessage(m[0], m[1], m[2], m[3], m[4], m[5], m[9], f)
+        msg.edited, msg.deleted = bool(m[6]), bool(m[7])
+        msg.reactions = {e: set(peers) for e, peers in m[8]}
+        st.messages[m[0]] = msg
+    for p, *fields in profiles:
+        profile = Profile()
+        (profile.display_name, profile.pronouns, profile.bio, profile.tagline,
+         profile.crest_color, profile.avatar) = fields
+        st.profiles[p] = profile
+    st.channel_keys = {c: {p: (e, b) for p, e, b in keys} for c, keys in channel_keys}
+    st.channel_mutes = {c: set(peers) for c, peers in channel_mutes}
+    st.grove_mutes = set(grove_mutes)
+    for i in invites:
+        invite = Invite(i[0], i[1], i[2], i[3], i[4])
+        invite.uses, invite.revoked = i[5], bool(i[6])
+        st.invites[i[0]] = invite
+    for pid, proposer, action, votes in proposals:
+        proposal = Proposal(pid, ACTION.decode(action), proposer)
+        proposal.votes = {peer: bool(v) for peer, v in votes}
+        st.proposals[pid] = proposal
+    st.emoji = {e[0]: CustomEmoji(*e) for e in emoji}
+    st.threshold = Threshold(ThresholdMode(threshold[0]), threshold[1])
+    st.rejected = {event_id: reason for event_id, reason in rejected}
+    return st
 
 
 def state_hash(state: ServerState) -> bytes:

@@ -226,9 +226,8 @@ def forge(
             if tip != prev and tip not in required
         ]
         deps = (required + tips)[:MAX_DEPS]
-    parents = [dag.events[d] for d in deps if d in dag.events]
-    if prev != ZERO_ID:
-        parents.append(dag.events[prev])
+    # Parents not in ``c`` (a branch built elsewhere) need an explicit ``ts``.
+    parents = [dag.events[d] for d in (*deps, prev) if d in dag.events]
     if ts is None:
         ts = max(p.ts for p in parents)
     return sign_event(
@@ -237,7 +236,7 @@ def forge(
         server=c.server_id,
         seq=seq,
         prev=prev,
-        deps=deps,
+        deps=list(deps),
         ts=ts,
         payload=payload,
     )

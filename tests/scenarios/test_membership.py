@@ -115,7 +115,8 @@ def test_one_use_invite_with_two_concurrent_joiners_admits_exactly_one() -> None
     owner, observer = r.owner, r["observer"]
     owner.receive([join1, said1], r.clock())
     observer.receive([join2, said2], r.clock())
-    assert pk("j1") in owner.state.members and pk("j2") in observer.state.members
+    assert pk("j1") in owner.state.members
+    assert pk("j2") in observer.state.members
     owner.receive([join2, said2], r.clock())
     observer.receive([join1, said1], r.clock())
     assert_converged(owner, observer)
@@ -127,7 +128,8 @@ def test_one_use_invite_with_two_concurrent_joiners_admits_exactly_one() -> None
     for c in r.peers.values():
         state = c.state
         assert state.invites[invite.id].uses == 1
-        assert winner.author in state.members and loser.author not in state.members
+        assert winner.author in state.members
+        assert loser.author not in state.members
         assert c.managed.rejection(winner.id) is None
         assert c.managed.rejection(loser.id) == R.INVITE_USED_UP
         assert c.managed.rejection(said[winner.author].id) is None
@@ -168,7 +170,8 @@ def test_expired_invite_admits_nobody() -> None:
     for c in r.peers.values():
         assert c.state.invites[invite.id].uses == 1
         assert pk("on-time") in c.state.members
-        assert pk("late1") not in c.state.members and pk("late2") not in c.state.members
+        assert pk("late1") not in c.state.members
+        assert pk("late2") not in c.state.members
     r.converged()
 
 
@@ -248,33 +251,51 @@ def test_join_with_bad_proof_or_without_its_invite_is_refused_at_insert() -> Non
     wrong_seed = seed_bytes("not the invite seed")
     bad: dict[str, tuple[Event, str]] = {
         "wrong invite key": (
-            forge(joiner, ident("j"), Join(invite.id, sign_join(wrong_seed, server, invite.id, me))),
+            forge(
+                joiner, ident("j"), Join(invite.id, sign_join(wrong_seed, server, invite.id, me))
+            ),
             "bad-invite-proof",
         ),
         "proof for someone else": (
-            forge(joiner, ident("j"),
-                  Join(invite.id, sign_join(link.seed, server, invite.id, pk("someone")))),
+            forge(
+                joiner,
+                ident("j"),
+                Join(invite.id, sign_join(link.seed, server, invite.id, pk("someone"))),
+            ),
             "bad-invite-proof",
         ),
         "proof for another invite": (
-            forge(joiner, ident("j"),
-                  Join(invite.id, sign_join(link.seed, server, other_invite.id, me))),
+            forge(
+                joiner,
+                ident("j"),
+                Join(invite.id, sign_join(link.seed, server, other_invite.id, me)),
+            ),
             "bad-invite-proof",
         ),
         "proof for another community": (
-            forge(joiner, ident("j"),
-                  Join(invite.id, sign_join(link.seed, seed_bytes("x"), invite.id, me))),
+            forge(
+                joiner,
+                ident("j"),
+                Join(invite.id, sign_join(link.seed, seed_bytes("x"), invite.id, me)),
+            ),
             "bad-invite-proof",
         ),
         "not depending on the invite": (
-            forge(joiner, ident("j"), Join(invite.id, sign_join(link.seed, server, invite.id, me)),
-                  deps=(r.channel,)),
+            forge(
+                joiner,
+                ident("j"),
+                Join(invite.id, sign_join(link.seed, server, invite.id, me)),
+                deps=(r.channel,),
+            ),
             "join-without-invite",
         ),
         "invite is not an invite": (
-            forge(joiner, ident("j"),
-                  Join(r.channel, sign_join(link.seed, server, r.channel, me)),
-                  deps=(r.channel,)),
+            forge(
+                joiner,
+                ident("j"),
+                Join(r.channel, sign_join(link.seed, server, r.channel, me)),
+                deps=(r.channel,),
+            ),
             "join-without-invite",
         ),
     }
@@ -302,7 +323,8 @@ def test_banned_member_cannot_rejoin_until_unbanned() -> None:
     r.do("owner", GrantPermission(m, Permission.MANAGE_MESSAGES))
     r.do("owner", Propose(KickMember(m, True)))
     for c in r.peers.values():
-        assert m not in c.state.members and m in c.state.banned
+        assert m not in c.state.members
+        assert m in c.state.banned
         assert m not in c.state.peer_permissions
     _, fresh = make_invite(r.owner, r.clock, label="fresh")
     r.sync()
@@ -317,7 +339,8 @@ def test_banned_member_cannot_rejoin_until_unbanned() -> None:
     r["m"].join(again, r.clock())
     r.sync()
     for c in r.peers.values():
-        assert m in c.state.members and m not in c.state.banned
+        assert m in c.state.members
+        assert m not in c.state.banned
         # Nothing they held before the ban came back with them.
         assert m not in c.state.peer_permissions
     r.converged()
@@ -343,7 +366,8 @@ def test_kicked_or_departed_member_can_rejoin(how: str) -> None:
         r.do("owner", Propose(KickMember(m, False)))
     else:
         r.do("m", Leave())
-    assert m not in r.owner.state.members and m not in r.owner.state.banned
+    assert m not in r.owner.state.members
+    assert m not in r.owner.state.banned
     _, link = make_invite(r.owner, r.clock, label="back")
     r.sync()
     rejoin = r["m"].join(link, r.clock())
@@ -379,7 +403,8 @@ def test_removed_members_later_events_have_no_effect(ban: bool) -> None:
     ):
         r.refused("m", payload, R.NOT_MEMBER)
     after = r.owner.state
-    assert after.messages[said].body == "before" and not after.messages[said].edited
+    assert after.messages[said].body == "before"
+    assert not after.messages[said].edited
     assert after.messages[r.message].reactions == {"👍": {m}}
     profile = after.profiles[m]
     assert (profile.display_name, profile.bio) == ("Mallory", None)
@@ -419,7 +444,8 @@ def test_events_concurrent_with_a_kick_that_order_after_it_have_no_effect(ban: b
     assert len(after_kick) >= len(concurrent) - 1  # all but possibly the first are deeper
     for c in (owner, observer, member, late):
         state = c.state
-        assert m not in state.members and (m in state.banned) == ban
+        assert m not in state.members
+        assert (m in state.banned) == ban
         for ev in concurrent:
             expected = R.NOT_MEMBER if ev in after_kick else None
             assert c.managed.rejection(ev.id) == expected

@@ -345,7 +345,8 @@ def test_overwrite_allowing_a_permission_the_author_lacks_is_escalation() -> Non
     manage = frozenset({P.MANAGE_MESSAGES})
 
     r.refused(
-        "b", SetChannelOverwrite(r.channel, OverwriteTarget.MEMBER, b, manage, NONE),
+        "b",
+        SetChannelOverwrite(r.channel, OverwriteTarget.MEMBER, b, manage, NONE),
         R.MISSING_PERMISSION,
     )
     r.do("owner", GrantPermission(mgr, P.MANAGE_CHANNELS))
@@ -354,18 +355,21 @@ def test_overwrite_allowing_a_permission_the_author_lacks_is_escalation() -> Non
         (OverwriteTarget.MEMBER, b),
         (OverwriteTarget.ROLE, everyone),
     ):
-        r.refused(
-            "mgr", SetChannelOverwrite(r.channel, kind, target, manage, NONE), R.ESCALATION
-        )
+        r.refused("mgr", SetChannelOverwrite(r.channel, kind, target, manage, NONE), R.ESCALATION)
     assert r.owner.state.channels[r.channel].overwrites == {}
     # Allowing what they hold, and denying anything, are not escalation.
-    r.do("mgr", SetChannelOverwrite(r.channel, OverwriteTarget.MEMBER, b, frozenset(
-        {P.SEND_MESSAGES}), manage))
+    r.do(
+        "mgr",
+        SetChannelOverwrite(
+            r.channel, OverwriteTarget.MEMBER, b, frozenset({P.SEND_MESSAGES}), manage
+        ),
+    )
     # Holding Manage Messages in one channel lets them pass it on there, not elsewhere.
     _overwrite(r, mgr, allow=manage)
     r.do("mgr", SetChannelOverwrite(r.channel, OverwriteTarget.MEMBER, b, manage, NONE))
     r.refused(
-        "mgr", SetChannelOverwrite(other_channel, OverwriteTarget.MEMBER, b, manage, NONE),
+        "mgr",
+        SetChannelOverwrite(other_channel, OverwriteTarget.MEMBER, b, manage, NONE),
         R.ESCALATION,
     )
     assert P.MANAGE_MESSAGES in channel_permissions(r.owner.state, b, r.channel)
@@ -377,14 +381,20 @@ def test_overwrite_target_must_exist() -> None:
     r = room("m")
     r.refused(
         "owner",
-        SetChannelOverwrite(r.channel, OverwriteTarget.ROLE, seed_bytes("no-role"), NONE,
-                            frozenset({P.SEND_MESSAGES})),
+        SetChannelOverwrite(
+            r.channel,
+            OverwriteTarget.ROLE,
+            seed_bytes("no-role"),
+            NONE,
+            frozenset({P.SEND_MESSAGES}),
+        ),
         R.UNKNOWN_ROLE,
     )
     r.refused(
         "owner",
-        SetChannelOverwrite(r.channel, OverwriteTarget.MEMBER, pk("stranger"), NONE,
-                            frozenset({P.SEND_MESSAGES})),
+        SetChannelOverwrite(
+            r.channel, OverwriteTarget.MEMBER, pk("stranger"), NONE, frozenset({P.SEND_MESSAGES})
+        ),
         R.UNKNOWN_MEMBER,
     )
 
@@ -448,7 +458,8 @@ def test_edit_and_delete_of_other_peoples_messages() -> None:
     r.refused("b", EditMessage(mine, "again"), R.UNKNOWN_MESSAGE)
     for c in r.peers.values():
         message = c.state.messages[mine]
-        assert message.deleted and message.body == ""
+        assert message.deleted
+        assert message.body == ""
         assert not c.state.messages[elsewhere].deleted
     r.converged()
 
@@ -582,6 +593,7 @@ def test_not_permitted_does_not_advance_seq() -> None:
     assert (ev.seq, ev.prev) == (would_be.seq, head.id)
     receipt = r.owner.receive([ev], r.clock())
     assert [e.id for e in receipt.inserted] == [ev.id]
-    assert receipt.buffered == 0 and not receipt.refused
+    assert receipt.buffered == 0
+    assert not receipt.refused
     assert r.owner.managed.rejection(ev.id) is None
     r.converged()

@@ -43,6 +43,7 @@ __all__ = [
 MAX_DISTINCT_REACTIONS = 32
 #: Custom emoji per community (Discord's highest tier).
 MAX_CUSTOM_EMOJI = 250
+_SEND, _VIEW = Permission.SEND_MESSAGES, Permission.VIEW_CHANNEL
 _SHORTCODE = re.compile(r"[a-z0-9_]{2,32}")
 
 
@@ -59,11 +60,14 @@ def _post(
     channel = state.channels.get(channel_id)
     if channel is None:
         return RejectReason.UNKNOWN_CHANNEL
-    if ev.author not in state.admins:  # inlined needs_channel: this is the hottest handler
-        perms = channel_permissions(state, ev.author, channel_id)
+    author = ev.author
+    if author not in state.admins:  # inlined needs_channel: this is the hottest handler
+        perms = state.perm_cache.get((author, channel_id))
+        if perms is None:
+            perms = channel_permissions(state, author, channel_id)
         if (
-            Permission.SEND_MESSAGES not in perms
-            or Permission.VIEW_CHANNEL not in perms
+            _SEND not in perms
+            or _VIEW not in perms
             or (file is not None and Permission.ATTACH_FILES not in perms)
         ):
             return RejectReason.MISSING_PERMISSION
@@ -74,13 +78,14 @@ def _post(
             return RejectReason.UNKNOWN_THREAD
         if thread.channel != channel_id:
             return RejectReason.INVALID_TARGET
+    event_id, ts = ev.id, ev.ts
     message = ChatMessage(
-        ev.id, channel_id, thread_id, ev.author, body, ev.ts, reply_to, file  # type: ignore[arg-type]
+        event_id, channel_id, thread_id, author, body, ts, reply_to, file  # type: ignore[arg-type]
     )
-    j.set(state.messages, ev.id, message)
-    j.append(channel.messages if thread is None else thread.messages, ev.id)
-    if ev.ts > channel.last_activity:
-        j.attr(channel, "last_activity", ev.ts)
+    j.set(state.messages, event_id, message)
+    j.append(channel.messages if thread is None else thread.messages, event_id)
+    if ts > channel.last_activity:
+        j.attr(channel, "last_activity", ts)
     return None
 
 
