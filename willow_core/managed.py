@@ -17,9 +17,9 @@ kept for the last ``undo_window`` events; a change reaching further back rebuild
 from __future__ import annotations
 
 from bisect import bisect_left
-from operator import lt as _lt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import lt as _lt
 
 from .apply import apply_event
 from .dag import EventDag

@@ -187,12 +187,12 @@ class SnapshotRequest(NamedTuple):
 class SnapshotChunk(NamedTuple):
     request_id: int
     server: bytes
-    index: int
+    part: int
     total: int
     data: bytes
 
     def encode(self) -> bytes:
-        return encode([self.request_id, self.server, self.index, self.total, self.data])
+        return encode([self.request_id, self.server, self.part, self.total, self.data])
 
     @classmethod
     def decode(cls, body: bytes) -> SnapshotChunk:
@@ -324,7 +324,7 @@ class SnapshotAssembler:
             self._total = chunk.total
         elif chunk.total != self._total:
             raise DecodeError("snapshot chunk count changed")
-        self._parts[chunk.index] = chunk.data
+        self._parts[chunk.part] = chunk.data
         if sum(map(len, self._parts.values())) > MAX_SNAPSHOT_BYTES:
             raise DecodeError("snapshot over the size cap")
         return len(self._parts) == self._total
