@@ -27,12 +27,14 @@ __all__ = ["Community"]
 class Community:
     """A community's replicated state plus the local identity that acts in it."""
 
-    __slots__ = ("identity", "managed", "clock", "_covered")
+    __slots__ = ("identity", "managed", "clock", "unverified", "_covered")
 
     def __init__(self, identity: Identity, server_id: bytes, clock: HybridClock | None = None):
         self.identity = identity
         self.managed = ManagedDag(server_id)
         self.clock = clock or HybridClock()
+        #: a snapshot's state, shown (marked unverified) until history has been replayed
+        self.unverified: ServerState | None = None
         #: author -> the tip our latest event already depends on (so deps stay minimal)
         self._covered: dict[bytes, bytes] = {}
 
@@ -67,6 +69,11 @@ class Community:
         if self.managed.state is None:
             raise LocalError("the community's history has not been received yet")
         return self.managed.state
+
+    @property
+    def view(self) -> ServerState | None:
+        """What to show: replayed state, else an unverified snapshot, else nothing yet."""
+        return self.managed.state if self.managed.state is not None else self.unverified
 
     @property
     def ready(self) -> bool:

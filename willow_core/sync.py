@@ -51,6 +51,7 @@ __all__ = [
     "snapshot_bytes",
     "snapshot_chunks",
     "heads_of",
+    "history_up_to",
     "SnapshotAssembler",
 ]
 
@@ -345,6 +346,24 @@ class SnapshotAssembler:
             raise DecodeError("snapshot does not match its own hash")
         heads = tuple(Head(a, s, i) for a, s, i in value[3])
         return state, claimed, heads
+
+
+def history_up_to(dag: EventDag, heads: list[bytes]) -> EventDag:
+    """A new DAG holding exactly ``heads`` and their ancestors (what a snapshot covered)."""
+    keep: set[bytes] = set()
+    stack = [h for h in heads if h in dag.events]
+    while stack:
+        event_id = stack.pop()
+        if event_id in keep:
+            continue
+        keep.add(event_id)
+        stack.extend(p for p in dag.events[event_id].parents if p not in keep)
+    keep.add(dag.server_id)
+    sub = EventDag(dag.server_id)
+    depth = dag.depth
+    for event_id in sorted(keep, key=lambda i: (depth[i], i)):
+        sub.add(dag.events[event_id])
+    return sub
 
 
 def heads_of(events: Iterable[Event]) -> list[Head]:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from strategies import (
     START_MS,
@@ -150,6 +150,7 @@ def replay_in_orders(
 @HISTORY_SETTINGS
 @given(history=histories(), seed=SEEDS)
 def test_every_arrival_order_gives_one_state(history: History, seed: int) -> None:
+    event(f"events: {len(history.events) // 25 * 25}+")
     replay_in_orders(history.server_id, history.events, seed)
 
 
@@ -410,8 +411,12 @@ def late_events(history: History) -> list[Event]:
     ]
 
 
-@HISTORY_SETTINGS
-@given(history=histories(), seed=SEEDS)
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(history=histories(min_events=40), seed=SEEDS)
 def test_small_undo_window_falls_back_to_rebuild(history: History, seed: int) -> None:
     rng = random.Random(seed)
     window = 8

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from willow_core import Community, Event, InviteLink, NotPermitted, RejectReason
+from willow_core import Community, Event, InviteLink, LocalError, NotPermitted, RejectReason
 from willow_core.invite import sign_join
 from willow_core.kinds import (
     EditMessage,
@@ -36,6 +36,7 @@ from .helpers import (
     assert_converged,
     forge,
     ident,
+    inject,
     make_invite,
     pk,
     replica,
@@ -455,3 +456,87 @@ def test_events_concurrent_with_a_kick_that_order_after_it_have_no_effect(ban: b
         bodies = {msg.body for msg in state.messages.values() if msg.author == m}
         assert "during 2" not in bodies
         assert ("during 1" in bodies) == (concurrent[0] not in after_kick)
+
+
+# --- known core bugs ------------------------------------------------------------------------------
+
+_BACKDATING = (
+    "core bug: the (depth, id) order lets an author place a new event just above the parents "
+    "they choose to name, arbitrarily far back in the history; "
+)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=_BACKDATING + "a kicked member who names only their own last event keeps posting, "
+    "their messages sorting before the kick",
+)
+def test_kicked_member_cannot_post_by_naming_old_parents() -> None:
+    r = room("m")
+    for i in range(5):
+        r.do("owner", Message(r.channel, f"chatter {i}"))
+    r.do("owner", _removal(False))
+    m = r["m"]
+    assert pk("m") not in m.state.members  # m has seen the kick
+    late = forge(m, m.identity, Message(r.channel, "still here"), deps=())
+    assert inject(m, late, r.clock) == R.NOT_MEMBER
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=_BACKDATING + "anyone holding a used-up one-use link can join naming only the invite, "
+    "sort before the legitimate joiner and evict them retroactively (with all they said)",
+)
+def test_late_join_cannot_steal_a_used_invite_slot() -> None:
+    r = room()
+    invite, link = make_invite(r.owner, r.clock, max_uses=1)
+    first = _newcomer(r, "first")
+    first.join(link, r.clock())
+    r.sync()
+    for i in range(3):
+        r.do("owner", Message(r.channel, f"welcome {i}"))
+    said = r.do("first", Message(r.channel, "glad to be here")).id
+    thief = _newcomer(r, "thief")
+    proof = sign_join(link.seed, link.server, invite.id, pk("thief"))
+    steal = forge(thief, thief.identity, Join(invite.id, proof), deps=(invite.id,))
+    assert inject(r.owner, steal, r.clock) == R.INVITE_USED_UP
+    assert pk("first") in r.owner.state.members
+    assert r.owner.managed.rejection(said) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=_BACKDATING + "and ts is only bounded below by the named parents, so a join long "
+    "after expiry naming only the invite can claim a time before expires_at",
+)
+def test_expired_invite_cannot_be_used_with_a_backdated_join() -> None:
+    r = room()
+    invite, link = make_invite(r.owner, r.clock, expires_at=r.clock.ms + 1_000)
+    for i in range(3):
+        r.do("owner", Message(r.channel, f"later {i}"))
+    r.clock.ms += 86_400_000  # a day after expiry
+    late = _newcomer(r, "late")
+    with pytest.raises(NotPermitted):
+        late.join(link, r.clock())
+    proof = sign_join(link.seed, link.server, invite.id, pk("late"))
+    backdated = forge(late, late.identity, Join(invite.id, proof), deps=(invite.id,), ts=invite.ts)
+    assert inject(late, backdated, r.clock) == R.INVITE_EXPIRED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=LocalError,
+    reason="core bug: the DAG requires a Join's invite in deps, but the client drops its own "
+    "head from deps (prev must not repeat there), so joining with an invite that is one's own "
+    "latest event raises LocalError('own event refused'); the rule should accept prev too",
+)
+def test_kicked_member_can_rejoin_with_an_invite_they_created_last() -> None:
+    r = room("m")
+    _, link = make_invite(r["m"], r.clock, label="m's own")
+    r.do("owner", _removal(False))
+    r["m"].join(link, r.clock())
+    r.sync()
+    assert pk("m") in r.owner.state.members

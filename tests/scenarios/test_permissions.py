@@ -64,7 +64,7 @@ from willow_core.permissions import (
 )
 from willow_core.testing import seed_bytes
 
-from .helpers import Room, forge, kick, pk, room
+from .helpers import Room, forge, inject, kick, pk, room
 
 R = RejectReason
 P = Permission
@@ -597,3 +597,45 @@ def test_not_permitted_does_not_advance_seq() -> None:
     assert not receipt.refused
     assert r.owner.managed.rejection(ev.id) is None
     r.converged()
+
+
+# --- known core bugs ------------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="core bug: SetChannelOverwrite checks only the new allow set, so a Manage Channels "
+    "member can lift a deny on a permission they lack (open a private channel they cannot view, "
+    "or lift an admin's deny on themselves) by clearing or replacing the overwrite",
+)
+def test_clearing_a_deny_on_a_permission_the_author_lacks_is_escalation() -> None:
+    r = room("mod", "b")
+    everyone = r.owner.state.everyone_role
+    view = frozenset({P.VIEW_CHANNEL})
+    r.do("owner", GrantPermission(pk("mod"), P.MANAGE_CHANNELS))
+    private = r.do("owner", CreateChannel("private")).id
+    _overwrite(r, everyone, deny=view, channel=private)
+    assert P.VIEW_CHANNEL not in channel_permissions(r.owner.state, pk("mod"), private)
+    # Clearing the everyone deny gives the mod (and everyone) a permission the mod lacks here.
+    cleared = SetChannelOverwrite(private, OverwriteTarget.ROLE, everyone, NONE, NONE)
+    r.forced("mod", cleared, R.ESCALATION)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="core bug: the (depth, id) order lets an author place a new event just above their "
+    "own last event by naming no other deps, so a permission is still usable after its "
+    "revocation (the event sorts before the revoke)",
+)
+def test_revoked_permission_cannot_be_used_by_naming_old_parents() -> None:
+    r = room("m")
+    r.do("owner", GrantPermission(pk("m"), P.MANAGE_CHANNELS))
+    for i in range(3):
+        r.do("owner", Message(r.channel, f"chatter {i}"))
+    r.do("owner", RevokePermission(pk("m"), P.MANAGE_CHANNELS))
+    m = r["m"]
+    # Signed after m has seen the revocation, but naming only m's own previous event.
+    late = forge(m, m.identity, CreateChannel("after revoke"), deps=())
+    assert inject(m, late, r.clock) == R.MISSING_PERMISSION

@@ -1,0 +1,399 @@
+"""A peer, sans I/O: communities, envelopes in, envelopes out.
+
+Every kind of participant is a ``Node`` driven by a shell: browser tabs, native clients, the
+replay and storage workers, the agent, the network simulator. The shell delivers envelope bytes
+(``receive``) and publishes what ``drain`` returns; time is passed in. Addressing:
+
+* new events go to the community topic (everyone subscribed gets them);
+* a sync request goes either to one peer's inbox (any member holding the community answers) or
+  to the community topic, where only peers that *serve* (workers holding ``SyncProvider``, and
+  any node configured with ``serves=True``) answer, so a topic request is not amplified by every
+  member;
+* answers (batches, end-of-history markers, snapshots, storage acknowledgements) go to the
+  requester's inbox.
+
+Events are self-authenticating, so a node takes them from anyone. What is *not* self-verifying
+(an end-of-history marker, a snapshot, a storage acknowledgement) counts only when its sender
+holds ``SyncProvider`` (or is an admin) in the community: unauthorized workers are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .client import Community
+from .encoding import decode, encode
+from .errors import DecodeError, LocalError, RemoteError
+from .event import MAX_EVENT_BYTES, Event, decode_event
+from .identity import Identity
+from .invite import InviteLink
+from .kinds import Payload
+from .managed import Receipt
+from .materialize import materialize
+from .permissions import Permission, has_permission
+from .state import state_hash
+from .sync import (
+    Head,
+    SnapshotAssembler,
+    SnapshotChunk,
+    SnapshotRequest,
+    SyncBatch,
+    SyncDone,
+    SyncRequest,
+    answer,
+    history_up_to,
+    plan_requests,
+    snapshot_chunks,
+)
+from .wire import (
+    MAX_BODY_BYTES,
+    Envelope,
+    MessageKind,
+    community_topic,
+    inbox_topic,
+    open_envelope,
+    seal,
+    verify_envelope,
+)
+
+__all__ = ["Node", "SyncProgress", "MAX_EVENTS_PER_ENVELOPE", "MAX_COMMUNITIES"]
+
+#: Events in one live EVENTS envelope (a burst is split across envelopes).
+MAX_EVENTS_PER_ENVELOPE = 256
+#: Communities one node carries (workers bound theirs further).
+MAX_COMMUNITIES = 10_000
+
+StoreHook = Callable[[bytes, list[Event]], Iterable[bytes]]
+"""``(server_id, new events) -> ids durably stored`` (the storage worker's commit)."""
+
+
+@dataclass(slots=True)
+class SyncProgress:
+    """What a node knows about catching up one community."""
+
+    requested: int = 0
+    batches: int = 0
+    events: int = 0
+    #: end-of-history markers received from trusted providers
+    complete_from: set[bytes] = field(default_factory=set)
+    #: an unverified snapshot's claimed state hash and heads (until history replays to it)
+    snapshot_hash: bytes | None = None
+    snapshot_heads: tuple[Head, ...] = ()
+    #: None while unverified; then whether the replayed history gave the same state
+    snapshot_verified: bool | None = None
+
+
+class Node:
+    """One identity's communities and its side of every protocol exchange."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        serves: bool = False,
+        store: StoreHook | None = None,
+        max_communities: int = MAX_COMMUNITIES,
+    ) -> None:
+        self.identity = identity
+        self.serves = serves
+        self.store = store
+        self.max_communities = max_communities
+        self.communities: dict[bytes, Community] = {}
+        self.progress: dict[bytes, SyncProgress] = {}
+        #: event id -> storage workers that acknowledged it (trusted ones only)
+        self.stored: dict[bytes, set[bytes]] = {}
+        self._outbox: list[bytes] = []
+        self._next_request = 1
+        self._requests: dict[int, bytes] = {}
+        self._snapshots: dict[int, SnapshotAssembler] = {}
+        #: remote errors seen (bad envelopes, undecodable events): a health counter
+        self.errors = 0
+
+    # --- topics and outbox ----------------------------------------------------------------
+
+    @property
+    def inbox(self) -> bytes:
+        return inbox_topic(self.identity.public_key)
+
+    def topics(self) -> list[bytes]:
+        """Everything this node should be subscribed to."""
+        return [self.inbox, *(community_topic(s) for s in self.communities)]
+
+    def drain(self) -> list[bytes]:
+        """Envelopes to publish, oldest first (each names its own topic)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def _send(self, topic: bytes, kind: MessageKind, body: bytes) -> None:
+        self._outbox.append(seal(self.identity, topic, kind, body))
+
+    def _request_id(self, server: bytes) -> int:
+        request_id = self._next_request
+        self._next_request += 1
+        self._requests[request_id] = server
+        if len(self._requests) > 4096:  # forget the oldest; late answers are just events
+            del self._requests[next(iter(self._requests))]
+        return request_id
+
+    # --- communities ----------------------------------------------------------------------
+
+    def add(self, community: Community) -> Community:
+        if len(self.communities) >= self.max_communities and (
+            community.server_id not in self.communities
+        ):
+            raise LocalError("this node carries its maximum number of communities")
+        self.communities[community.server_id] = community
+        self.progress.setdefault(community.server_id, SyncProgress())
+        return community
+
+    def open(self, server_id: bytes) -> Community:
+        """The community ``server_id``, empty if new (to be filled by sync)."""
+        community = self.communities.get(server_id)
+        if community is None:
+            community = self.add(Community(self.identity, server_id))
+        return community
+
+    def create(self, name: str, now_ms: int) -> Community:
+        community, genesis = Community.create(self.identity, name, now_ms)
+        self.add(community)
+        self.publish(community.server_id, [genesis])
+        return community
+
+    def author(self, server_id: bytes, payload: Payload, now_ms: int) -> Event:
+        """Author an event and queue it for the community topic."""
+        ev = self.communities[server_id].author(payload, now_ms)
+        self.publish(server_id, [ev])
+        return ev
+
+    def join(self, link: InviteLink, now_ms: int) -> Event:
+        """Author the Join for ``link`` (its community's history must have synced first)."""
+        ev = self.open(link.server).join(link, now_ms)
+        self.publish(link.server, [ev])
+        return ev
+
+    def publish(self, server_id: bytes, events: list[Event]) -> None:
+        topic = community_topic(server_id)
+        for i in range(0, len(events), MAX_EVENTS_PER_ENVELOPE):
+            wires = [e.wire for e in events[i : i + MAX_EVENTS_PER_ENVELOPE]]
+            body = encode(wires)
+            if len(body) > MAX_BODY_BYTES:
+                for wire in wires:
+                    self._send(topic, MessageKind.EVENTS, encode([wire]))
+            else:
+                self._send(topic, MessageKind.EVENTS, body)
+
+    def request_sync(self, server_id: bytes, peer: bytes | None = None) -> int:
+        """Ask ``peer`` (or the community's serving peers) for what we lack."""
+        community = self.open(server_id)
+        topic = community_topic(server_id) if peer is None else inbox_topic(peer)
+        requests = plan_requests(community.dag, 0)
+        for request in requests:
+            request = request._replace(request_id=self._request_id(server_id))
+            self._send(topic, MessageKind.SYNC_REQUEST, request.encode())
+        self.progress[server_id].requested += len(requests)
+        return len(requests)
+
+    def request_snapshot(self, server_id: bytes, peer: bytes | None = None) -> int:
+        self.open(server_id)
+        request_id = self._request_id(server_id)
+        self._snapshots[request_id] = SnapshotAssembler(request_id, server_id)
+        topic = community_topic(server_id) if peer is None else inbox_topic(peer)
+        body = SnapshotRequest(request_id, server_id).encode()
+        self._send(topic, MessageKind.SNAPSHOT_REQUEST, body)
+        return request_id
+
+    def ask_to_serve(self, server_id: bytes, worker: bytes) -> None:
+        """Ask a worker to carry a community (it keeps it only if granted SyncProvider)."""
+        self._send(inbox_topic(worker), MessageKind.SERVE, encode([server_id]))
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def receive(self, envelope_bytes: bytes, now_ms: int) -> None:
+        """Handle one envelope from the relay. Bad input is counted, never raised."""
+        try:
+            env = open_envelope(envelope_bytes)
+            if env.sender == self.identity.public_key:
+                return  # our own publication echoed back
+            self._dispatch(env, now_ms)
+        except RemoteError:
+            self.errors += 1
+
+    def _dispatch(self, env: Envelope, now_ms: int) -> None:
+        kind = env.kind
+        if kind is MessageKind.EVENTS:
+            self._on_events(env, now_ms)
+        elif kind is MessageKind.SYNC_REQUEST:
+            self._on_sync_request(env)
+        elif kind is MessageKind.SYNC_BATCH:
+            self._on_batch(SyncBatch.decode(env.body), now_ms)
+        elif kind is MessageKind.SYNC_DONE:
+            self._on_done(env, SyncDone.decode(env.body))
+        elif kind is MessageKind.SNAPSHOT_REQUEST:
+            self._on_snapshot_request(env)
+        elif kind is MessageKind.SNAPSHOT_CHUNK:
+            self._on_snapshot_chunk(env, SnapshotChunk.decode(env.body))
+        elif kind is MessageKind.STORED:
+            self._on_stored(env)
+        elif kind is MessageKind.SERVE:
+            self._on_serve(env)
+
+    def _take(self, server: bytes, wires: Iterable[bytes], now_ms: int) -> Receipt | None:
+        community = self.communities.get(server)
+        if community is None:
+            return None
+        events: list[Event] = []
+        for wire in wires:
+            try:
+                events.append(decode_event(wire))
+            except DecodeError:
+                self.errors += 1
+        receipt = community.receive(events, now_ms)
+        self.errors += len(receipt.refused)
+        if receipt.inserted and self.store is not None:
+            stored = list(self.store(server, receipt.inserted))
+            if stored:
+                self._acknowledge(server, receipt.inserted, stored)
+        return receipt
+
+    def _acknowledge(self, server: bytes, inserted: list[Event], stored: list[bytes]) -> None:
+        """Tell each author which of their events are durably stored (after commit)."""
+        by_author: dict[bytes, list[bytes]] = {}
+        stored_set = set(stored)
+        for ev in inserted:
+            if ev.id in stored_set:
+                by_author.setdefault(ev.author, []).append(ev.id)
+        for author, ids in by_author.items():
+            for i in range(0, len(ids), 1024):
+                body = encode([server, ids[i : i + 1024]])
+                self._send(inbox_topic(author), MessageKind.STORED, body)
+
+    def _on_events(self, env: Envelope, now_ms: int) -> None:
+        wires = decode(env.body, max_bytes=MAX_BODY_BYTES)
+        if type(wires) is not list or not all(type(w) is bytes for w in wires):
+            raise DecodeError("EVENTS body is a list of event wires")
+        if len(wires) > MAX_EVENTS_PER_ENVELOPE:
+            raise DecodeError("too many events in one envelope")
+        server = self._server_of_topic(env.topic)
+        if server is None:
+            return
+        receipt = self._take(server, wires, now_ms)
+        community = self.communities[server]
+        if receipt is not None and receipt.buffered and community.ready:
+            # A gap: we missed something while away. Ask the sender for what we lack.
+            self.request_sync(server, env.sender)
+
+    def _server_of_topic(self, topic: bytes) -> bytes | None:
+        for server in self.communities:
+            if community_topic(server) == topic:
+                return server
+        return None
+
+    def _may_answer(self, env: Envelope, server: bytes) -> bool:
+        community = self.communities.get(server)
+        if community is None or not community.ready:
+            return False
+        if env.topic == self.inbox:
+            return True
+        return self.serves
+
+    def _reply(self, env: Envelope, kind: MessageKind, body: bytes) -> None:
+        self._send(inbox_topic(env.sender), kind, body)
+
+    def _on_sync_request(self, env: Envelope) -> None:
+        request = SyncRequest.decode(env.body)
+        if not self._may_answer(env, request.server):
+            return
+        batches, done = answer(self.communities[request.server].dag, request)
+        for batch in batches:
+            self._reply(env, MessageKind.SYNC_BATCH, batch.encode())
+        self._reply(env, MessageKind.SYNC_DONE, done.encode())
+
+    def _on_batch(self, batch: SyncBatch, now_ms: int) -> None:
+        if self._requests.get(batch.request_id) != batch.server:
+            return  # not an answer to anything we asked
+        progress = self.progress[batch.server]
+        progress.batches += 1
+        progress.events += len(batch.events)
+        self._take(batch.server, batch.events, now_ms)
+        self._check_snapshot(batch.server)
+
+    def trusted(self, server: bytes, peer: bytes) -> bool:
+        """Whether ``peer`` may vouch for history in ``server`` (SyncProvider or admin)."""
+        community = self.communities.get(server)
+        if community is None or not community.ready:
+            return False
+        return has_permission(community.state, peer, Permission.SYNC_PROVIDER)
+
+    def _on_done(self, env: Envelope, done: SyncDone) -> None:
+        if self._requests.get(done.request_id) != done.server:
+            return
+        if self.trusted(done.server, env.sender) and verify_envelope(env):
+            self.progress[done.server].complete_from.add(env.sender)
+
+    def _on_snapshot_request(self, env: Envelope) -> None:
+        request = SnapshotRequest.decode(env.body)
+        if not self._may_answer(env, request.server):
+            return
+        managed = self.communities[request.server].managed
+        for chunk in snapshot_chunks(managed, request.request_id):
+            self._reply(env, MessageKind.SNAPSHOT_CHUNK, chunk.encode())
+
+    def _on_snapshot_chunk(self, env: Envelope, chunk: SnapshotChunk) -> None:
+        assembler = self._snapshots.get(chunk.request_id)
+        if assembler is None or assembler.server != chunk.server:
+            return
+        if not verify_envelope(env):
+            raise DecodeError("snapshot chunk with a bad envelope signature")
+        if assembler.add(chunk):
+            del self._snapshots[chunk.request_id]
+            state, claimed, heads = assembler.result()
+            community = self.communities[chunk.server]
+            progress = self.progress[chunk.server]
+            progress.snapshot_hash = claimed
+            progress.snapshot_heads = heads
+            progress.snapshot_verified = None
+            if not community.ready:
+                community.unverified = state
+            self._check_snapshot(chunk.server)
+
+    def _check_snapshot(self, server: bytes) -> None:
+        """Once history holds the snapshot's heads, replay exactly that history and compare."""
+        progress = self.progress[server]
+        community = self.communities[server]
+        if progress.snapshot_hash is None or progress.snapshot_verified is not None:
+            return
+        dag = community.dag
+        if not all(h.id in dag for h in progress.snapshot_heads) or not dag.has_genesis:
+            return
+        replayed = materialize(history_up_to(dag, [h.id for h in progress.snapshot_heads]))
+        progress.snapshot_verified = state_hash(replayed) == progress.snapshot_hash
+        community.unverified = None
+
+    def _on_stored(self, env: Envelope) -> None:
+        value = decode(env.body, max_bytes=MAX_BODY_BYTES)
+        if type(value) is not list or len(value) != 2 or type(value[1]) is not list:
+            raise DecodeError("malformed STORED acknowledgement")
+        server, ids = value
+        if type(server) is not bytes or not self.trusted(server, env.sender):
+            return
+        if not verify_envelope(env):
+            raise DecodeError("acknowledgement with a bad envelope signature")
+        community = self.communities[server]
+        for event_id in ids:
+            if type(event_id) is bytes and event_id in community.dag:
+                self.stored.setdefault(event_id, set()).add(env.sender)
+
+    def _on_serve(self, env: Envelope) -> None:
+        if not self.serves:
+            return
+        value = decode(env.body, max_bytes=MAX_EVENT_BYTES)
+        if type(value) is not list or len(value) != 1 or type(value[0]) is not bytes:
+            raise DecodeError("malformed SERVE")
+        server = value[0]
+        if len(server) != 32:
+            raise DecodeError("malformed SERVE")
+        fresh = server not in self.communities
+        self.open(server)
+        if fresh or not self.communities[server].ready:
+            self.request_sync(server, env.sender)
