@@ -118,13 +118,17 @@ class PeerConnection:
             finally:
                 self.connected.clear()
                 self._writer = None
-            if self.stopping:
+            if self.is_stopping():
                 break
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.backoff[1])
 
     @property
     def stopping(self) -> bool:
+        return self._stopping
+
+    def is_stopping(self) -> bool:
+        """Like ``stopping``, as a call (read again after awaits, never narrowed away)."""
         return self._stopping
 
     async def stop(self) -> None:
