@@ -9,6 +9,16 @@ wrong server, bad signature, ``prev`` not the author's previous seq, time earlie
 a vote not depending on its proposal, a join not depending on its invite or with a bad invite
 proof. Missing parents are not an error: ``missing_parents`` tells the caller to buffer it.
 
+Depth. ``nat`` is an event's causal depth (0 for genesis, else one more than its deepest
+parent); ``depth`` (the order's key, see ``order``) is the *effective* depth: at least
+``1 + depth`` of every parent, and, for an event whose subject (its author, or the invite a Join
+uses) is the target of a removal ``K`` (kick, ban, admin or permission revocation, role
+unassignment, member overwrite, invite revocation, or a join taking a slot of a limited invite)
+that has not seen it, at least ``1 + nat(K)``. So a removed member cannot slip an event in before their removal by naming old
+parents: whatever they did not show the remover is ordered after the removal and judged by the
+state after it. Removals are recognized structurally (kind and payload), so a forged removal can
+only *reorder* concurrent events, never reject them: replay judges it like any other event.
+
 Equivocation (two events by one author at one seq) is *recorded*, not refused: both branches
 enter, ``fork_seq`` remembers the lowest forked seq per author, and replay gives that author's
 events from there on no effect. Keeping both is what makes every peer converge whichever branch
@@ -21,9 +31,29 @@ from . import crypto
 from .encoding import encode
 from .errors import InsertError
 from .event import Event, verify_event
-from .kinds import CreateInvite, Join, Kind, Vote
+from .kinds import (
+    CreateInvite,
+    Join,
+    KickMember,
+    Kind,
+    OverwriteTarget,
+    Propose,
+    RevokeAdmin,
+    RevokeInvite,
+    RevokePermission,
+    SetChannelOverwrite,
+    UnassignRole,
+    Vote,
+)
 
-__all__ = ["EventDag", "ForkProof", "join_proof_message", "JOIN_TAG"]
+__all__ = [
+    "EventDag",
+    "ForkProof",
+    "join_proof_message",
+    "removal_targets",
+    "REMOVAL_KINDS",
+    "JOIN_TAG",
+]
 
 JOIN_TAG = "willow/join/v1"
 
@@ -39,13 +69,31 @@ def join_proof_message(server: bytes, invite: bytes, joiner: bytes) -> bytes:
 class EventDag:
     """Events by id, per-author chains and tips, and recorded forks."""
 
-    __slots__ = ("server_id", "events", "depth", "chains", "tips", "fork_seq", "fork_proofs")
+    __slots__ = (
+        "server_id",
+        "events",
+        "nat",
+        "depth",
+        "floor",
+        "raised",
+        "chains",
+        "tips",
+        "fork_seq",
+        "fork_proofs",
+        "joins",
+    )
 
     def __init__(self, server_id: bytes) -> None:
         self.server_id = server_id
         self.events: dict[bytes, Event] = {}
-        #: id -> causal depth (genesis 0; else 1 + deepest parent), the order's primary key
+        #: id -> causal depth (genesis 0; else 1 + deepest parent)
+        self.nat: dict[bytes, int] = {}
+        #: id -> effective depth, the order's primary key (see the module docstring)
         self.depth: dict[bytes, int] = {}
+        #: subject (peer key or invite id) -> deepest ``nat`` of a removal targeting it
+        self.floor: dict[bytes, int] = {}
+        #: id -> lower bound on its effective depth from removals it did not see
+        self.raised: dict[bytes, int] = {}
         #: author -> seq -> id of the first event seen at that seq
         self.chains: dict[bytes, dict[int, bytes]] = {}
         #: author -> events with no same-author child (one, unless the author forked)
@@ -53,6 +101,8 @@ class EventDag:
         #: author -> lowest seq with two different events
         self.fork_seq: dict[bytes, int] = {}
         self.fork_proofs: dict[bytes, list[ForkProof]] = {}
+        #: invite id -> joins using it (the subject events of a limited invite)
+        self.joins: dict[bytes, list[bytes]] = {}
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self.events
@@ -115,7 +165,7 @@ class EventDag:
         elif ev.kind is Kind.JOIN:
             assert isinstance(payload, Join)
             invite = events.get(payload.invite)
-            if payload.invite not in ev.deps or invite is None:
+            if payload.invite not in ev.parents or invite is None:
                 raise InsertError("join-without-invite", "a join must depend on its invite")
             if invite.kind is not Kind.CREATE_INVITE:
                 raise InsertError("join-without-invite", "join target is not an invite")
@@ -125,10 +175,26 @@ class EventDag:
                 raise InsertError("bad-invite-proof", "the invite key did not admit this author")
 
     def add(self, ev: Event) -> bool:
-        """Store a checked event whose parents are present; returns whether it forked a chain."""
+        """Store a checked event whose parents are present; returns whether it forked a chain.
+
+        The caller must then ``raise_unseen`` for each removal among the events it added.
+        """
         self.events[ev.id] = ev
         parents = ev.parents
-        self.depth[ev.id] = 1 + max(map(self.depth.__getitem__, parents)) if parents else 0
+        if parents:
+            self.nat[ev.id] = 1 + max(map(self.nat.__getitem__, parents))
+            depth = 1 + max(map(self.depth.__getitem__, parents))
+        else:
+            self.nat[ev.id] = depth = 0
+        floor = self._floor_of(ev)
+        if floor >= 0:
+            self.raised[ev.id] = floor + 1
+            depth = max(depth, floor + 1)
+        self.depth[ev.id] = depth
+        if ev.kind is Kind.JOIN:
+            self.joins.setdefault(ev.payload.invite, []).append(ev.id)
+        for target in removal_targets(ev, self.events):
+            self.floor[target] = max(self.floor.get(target, -1), self.nat[ev.id])
         author = ev.author
         chain = self.chains.get(author)
         if chain is None:
@@ -151,6 +217,76 @@ class EventDag:
             return True
         return False
 
+    def _floor_of(self, ev: Event) -> int:
+        floors = self.floor
+        if not floors:
+            return -1
+        floor = floors.get(ev.author, -1)
+        if ev.kind is Kind.JOIN:
+            floor = max(floor, floors.get(ev.payload.invite, -1))
+        return floor
+
+    def raise_unseen(self, removal: Event) -> list[Event]:
+        """Raise the effective depth of every event that ``removal`` targets but did not see.
+
+        Returns the events whose lower bound rose; the caller recomputes effective depths of
+        them and their descendants (``relax``) and re-orders. Removals are rare; the walk
+        covers only the region between the targets' events and the removal.
+        """
+        bound = self.nat[removal.id] + 1
+        walk = _AncestorWalk(self, removal)
+        out: list[Event] = []
+        for target in removal_targets(removal, self.events):
+            chain = self.chains.get(target)
+            linear = chain is not None and target not in self.fork_seq
+            for ev in self._subject_events(target):
+                if ev.id == removal.id or self.depth[ev.id] >= bound:
+                    continue
+                if walk.contains(ev.id):
+                    if linear:
+                        break  # a chain's earlier events are ancestors of this one too
+                    continue
+                if self.raised.get(ev.id, -1) < bound:
+                    self.raised[ev.id] = bound
+                    out.append(ev)
+        return out
+
+    def _subject_events(self, subject: bytes) -> list[Event]:
+        """The subject's events, newest first (a peer's chain, or the joins using an invite)."""
+        chain = self.chains.get(subject)
+        if chain is not None and subject not in self.fork_seq:
+            return [self.events[chain[seq]] for seq in range(len(chain), 0, -1)]
+        if subject in self.events:  # an invite: the joins that use it
+            return [self.events[i] for i in self.joins.get(subject, ())]
+        if chain is None:
+            return []  # a peer who has authored nothing
+        return [e for e in self.events.values() if e.author == subject]
+
+    def build(self, events: list[Event]) -> None:
+        """Add checked events given parents-first (e.g. by another DAG's ``nat``), then settle
+        the effective depths of everything a removal among them did not see."""
+        for ev in events:
+            self.add(ev)
+        self.settle()
+
+    def settle(self) -> None:
+        """Apply every removal's ordering bound to the events it did not see (after plain
+        ``add`` calls in any parents-first order; ``ManagedDag`` does this incrementally)."""
+        raised = False
+        for ev in list(self.events.values()):
+            if ev.kind in REMOVAL_KINDS and self.raise_unseen(ev):
+                raised = True
+        if raised:
+            self.relax(list(self.events.values()))
+
+    def relax(self, events: list[Event]) -> None:
+        """Recompute effective depths of ``events`` (parents first: sorted by ``nat``)."""
+        depth, raised = self.depth, self.raised
+        for ev in sorted(events, key=lambda e: (self.nat[e.id], e.id)):
+            parents = ev.parents
+            d = 1 + max(map(depth.__getitem__, parents)) if parents else 0
+            depth[ev.id] = max(d, raised.get(ev.id, 0))
+
     def restore_event(self, ev: Event, depth: int) -> None:
         """Add an event from our own store (no checks); call ``finish_restore`` after the last."""
         chain = self.chains.get(ev.author)
@@ -162,6 +298,18 @@ class EventDag:
             return
         self.events[ev.id] = ev
         self.depth[ev.id] = depth
+        parents = ev.parents
+        if parents:
+            self.nat[ev.id] = 1 + max(map(self.nat.__getitem__, parents))
+            if depth > 1 + max(map(self.depth.__getitem__, parents)):
+                self.raised[ev.id] = depth  # it was ordered after a removal it did not see
+        else:
+            self.nat[ev.id] = 0
+        if ev.kind is Kind.JOIN:
+            self.joins.setdefault(ev.payload.invite, []).append(ev.id)
+        if ev.kind in REMOVAL_KINDS:
+            for target in removal_targets(ev, self.events):
+                self.floor[target] = max(self.floor.get(target, -1), self.nat[ev.id])
         chain[ev.seq] = ev.id
 
     def finish_restore(self) -> None:
@@ -184,3 +332,77 @@ class EventDag:
     def events_at_or_after(self, author: bytes, seq: int) -> list[Event]:
         """Every event of ``author`` with seq >= ``seq``, on every branch."""
         return [e for e in self.events.values() if e.author == author and e.seq >= seq]
+
+
+REMOVAL_KINDS = frozenset(
+    {
+        Kind.JOIN,
+        Kind.PROPOSE,
+        Kind.VOTE,
+        Kind.REVOKE_PERMISSION,
+        Kind.UNASSIGN_ROLE,
+        Kind.SET_CHANNEL_OVERWRITE,
+        Kind.REVOKE_INVITE,
+    }
+)
+
+
+def removal_targets(ev: Event, events: dict[bytes, Event]) -> tuple[bytes, ...]:
+    """Subjects whose authority ``ev`` may remove, judged from its payload alone."""
+    if ev.kind not in REMOVAL_KINDS:
+        return ()
+    payload = ev.payload
+    if isinstance(payload, Vote):
+        proposal = events.get(payload.proposal)
+        if proposal is None:
+            return ()
+        payload = proposal.payload
+    if isinstance(payload, Propose):
+        action = payload.action
+        if isinstance(action, (KickMember, RevokeAdmin)):
+            return (action.peer,)
+        return ()
+    if isinstance(payload, (RevokePermission, UnassignRole)):
+        return (payload.peer,)
+    if isinstance(payload, SetChannelOverwrite):
+        return (payload.target,) if payload.target_kind is OverwriteTarget.MEMBER else ()
+    if isinstance(payload, RevokeInvite):
+        return (payload.invite,)
+    if isinstance(payload, Join):
+        # A join takes a slot of a limited invite: joins it did not see come after it, so a
+        # late joiner holding the same link cannot sort first and evict an admitted member.
+        invite = events.get(payload.invite)
+        if invite is not None and invite.payload.max_uses:
+            return (payload.invite,)
+    return ()
+
+
+class _AncestorWalk:
+    """Lazily answers "is X an ancestor of this event?" by walking parents, shallowest-last."""
+
+    __slots__ = ("_dag", "_seen", "_frontier")
+
+    def __init__(self, dag: EventDag, start: Event) -> None:
+        self._dag = dag
+        self._seen: set[bytes] = set()
+        self._frontier: list[bytes] = list(start.parents)
+
+    def contains(self, event_id: bytes) -> bool:
+        if event_id in self._seen:
+            return True
+        nat = self._dag.nat
+        limit = nat[event_id]
+        events = self._dag.events
+        keep: list[bytes] = []
+        stack = self._frontier
+        while stack:
+            current = stack.pop()
+            if current in self._seen:
+                continue
+            if nat[current] < limit:
+                keep.append(current)  # cannot reach ``event_id`` from here; expand later
+                continue
+            self._seen.add(current)
+            stack.extend(events[current].parents)
+        self._frontier = keep
+        return event_id in self._seen

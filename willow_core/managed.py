@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from operator import lt as _lt
 
 from .apply import apply_event
-from .dag import EventDag
+from .dag import REMOVAL_KINDS, EventDag
 from .errors import InsertError, LocalError
 from .event import Event, decode_stored
 from .journal import Entry, Journal, Unrecorded, undo
@@ -135,16 +135,26 @@ class ManagedDag:
                     stack.append(waiting)
 
     def _integrate(self, new: list[Event], forked: set[bytes]) -> None:
+        dag = self.dag
+        depth = dag.depth
+        # Removals among the new events push the events they did not see after them.
+        raised = [
+            moved for ev in new if ev.kind in REMOVAL_KINDS for moved in dag.raise_unseen(ev)
+        ]
         if self.state is None:
+            if raised:
+                dag.relax(new)
             self.rebuild()
             return
-        depth = self.dag.depth
-        new_keys = sorted((depth[ev.id], ev.id) for ev in new)
         keys = self.keys
-        r = bisect_left(keys, new_keys[0])
+        r = bisect_left(keys, min((depth[ev.id], ev.id) for ev in new))
+        for ev in raised:
+            r = min(r, bisect_left(keys, (depth[ev.id], ev.id)))
         for author in forked:
-            for ev in self.dag.events_at_or_after(author, self.dag.fork_seq[author]):
+            for ev in dag.events_at_or_after(author, dag.fork_seq[author]):
                 r = min(r, bisect_left(keys, (depth[ev.id], ev.id)))
+        if raised:
+            dag.relax(self.order[r:] + new)
         if r < self._undo_base:
             self.rebuild()
             return

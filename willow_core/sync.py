@@ -360,9 +360,8 @@ def history_up_to(dag: EventDag, heads: list[bytes]) -> EventDag:
         stack.extend(p for p in dag.events[event_id].parents if p not in keep)
     keep.add(dag.server_id)
     sub = EventDag(dag.server_id)
-    depth = dag.depth
-    for event_id in sorted(keep, key=lambda i: (depth[i], i)):
-        sub.add(dag.events[event_id])
+    nat = dag.nat
+    sub.build([dag.events[i] for i in sorted(keep, key=lambda i: (nat[i], i))])
     return sub
 
 

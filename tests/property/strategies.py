@@ -18,6 +18,7 @@ author only names events its replica already holds), plus what a test needs to e
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ __all__ = [
     "causal_order",
     "random_linear_extension",
     "children_of",
+    "examples",
 ]
 
 T = TypeVar("T")
@@ -121,6 +123,16 @@ ACTIONS: tuple[str, ...] = (
     "profile",
     "broadcast",
 )
+
+
+#: Multiplies every property test's example count, for a longer soak:
+#: ``WILLOW_PROPERTY_SCALE=20 .venv/bin/pytest tests/property``.
+SCALE = max(1, int(os.environ.get("WILLOW_PROPERTY_SCALE", "1")))
+
+
+def examples(n: int) -> int:
+    """``n`` examples, times ``WILLOW_PROPERTY_SCALE``."""
+    return n * SCALE
 
 
 @cache
@@ -573,6 +585,7 @@ def fresh_dag(server_id: bytes, events: Sequence[Event]) -> EventDag:
         if len(later) == len(waiting):
             break  # the rest can never enter (parents absent for good)
         waiting = later
+    dag.settle()  # removals order what they did not see after them
     return dag
 
 

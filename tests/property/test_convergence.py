@@ -18,6 +18,7 @@ from strategies import (
     History,
     cached_identity,
     causal_order,
+    examples,
     fresh_dag,
     histories,
     random_linear_extension,
@@ -25,13 +26,13 @@ from strategies import (
 
 from willow_core import pending as pending_module
 from willow_core.client import Community
-from willow_core.dag import EventDag
+from willow_core.dag import EventDag, removal_targets
 from willow_core.event import ZERO_ID, Event, sign_event
 from willow_core.invite import sign_join
 from willow_core.kinds import (
     Join,
-    Kind,
     KeyShare,
+    Kind,
     Message,
     MuteGrove,
     Reaction,
@@ -57,7 +58,7 @@ from willow_core.testing import seed_bytes
 ORDERS = 100
 
 HISTORY_SETTINGS = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -233,15 +234,40 @@ def test_incremental_equals_fresh_after_every_receive(
 # --- the order against a brute-force reference ------------------------------------------------
 
 
-def brute_force_order(events: Sequence[Event]) -> list[bytes]:
-    """Repeatedly take the minimum (depth, id) among events whose parents are all placed.
+def brute_force_depths(events: Sequence[Event]) -> dict[bytes, int]:
+    """Effective depths straight from the definition (``willow_core.dag``), by brute force.
 
-    Depths are recomputed here from parents, not taken from the DAG.
+    nat = causal depth; effective depth = max(1 + deepest parent's effective depth,
+    1 + nat of every removal that targets the event's subject and is not its descendant's
+    ancestor, i.e. did not see it). Ancestor sets are computed in full here.
     """
     by_id = {ev.id: ev for ev in events}
+    ordered = causal_order(events)
+    nat: dict[bytes, int] = {}
+    ancestors: dict[bytes, set[bytes]] = {}
+    for ev in ordered:
+        nat[ev.id] = 1 + max(nat[p] for p in ev.parents) if ev.parents else 0
+        ancestors[ev.id] = set(ev.parents).union(*(ancestors[p] for p in ev.parents))
+    bound: dict[bytes, int] = {}
+    for removal in ordered:
+        for target in removal_targets(removal, by_id):
+            for ev in ordered:
+                subject = ev.author == target or (
+                    ev.kind is Kind.JOIN and ev.payload.invite == target
+                )
+                if subject and ev.id != removal.id and ev.id not in ancestors[removal.id]:
+                    bound[ev.id] = max(bound.get(ev.id, 0), nat[removal.id] + 1)
     depth: dict[bytes, int] = {}
-    for ev in causal_order(events):
-        depth[ev.id] = 1 + max(depth[p] for p in ev.parents) if ev.parents else 0
+    for ev in ordered:
+        base = 1 + max(depth[p] for p in ev.parents) if ev.parents else 0
+        depth[ev.id] = max(base, bound.get(ev.id, 0))
+    return depth
+
+
+def brute_force_order(events: Sequence[Event]) -> list[bytes]:
+    """Repeatedly take the minimum (depth, id) among events whose parents are all placed."""
+    by_id = {ev.id: ev for ev in events}
+    depth = brute_force_depths(events)
     placed: set[bytes] = set()
     out: list[bytes] = []
     while len(out) < len(events):
@@ -257,7 +283,7 @@ def brute_force_order(events: Sequence[Event]) -> list[bytes]:
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -277,11 +303,8 @@ def test_order_matches_brute_force(history: History, seed: int) -> None:
     for ev in managed.order:
         for parent in ev.parents:
             assert position[parent] < position[ev.id]
-    # And the DAG's own depths agree with the recomputed ones.
-    dag_depth = managed.dag.depth
-    for ev in causal_order(events):
-        want = 1 + max(dag_depth[p] for p in ev.parents) if ev.parents else 0
-        assert dag_depth[ev.id] == want
+    # And the DAG's own depths agree with the ones recomputed from the definition.
+    assert managed.dag.depth == brute_force_depths(events)
 
 
 # --- equivocation -----------------------------------------------------------------------------
@@ -349,7 +372,7 @@ def add_fork(history: History, rng: random.Random) -> tuple[list[Event], bytes, 
 
 
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -412,7 +435,7 @@ def late_events(history: History) -> list[Event]:
 
 
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -556,7 +579,7 @@ def test_pending_expires() -> None:
     assert all(ev.id not in managed.dag for ev in old + new)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     ops=st.lists(
         st.tuples(

@@ -34,10 +34,8 @@ from willow_core.encoding import encode
 from willow_core.event import EVENT_TAG, MAX_DEPS, ZERO_ID
 from willow_core.invite import invite_key
 from willow_core.kinds import (
-    Action,
     CreateChannel,
     CreateInvite,
-    GrantAdmin,
     Join,
     KickMember,
     Kind,
@@ -62,9 +60,7 @@ __all__ = [
     "replica",
     "make_invite",
     "admit",
-    "make_admin",
     "kick",
-    "propose",
     "channel",
     "post",
     "forge",
@@ -165,19 +161,8 @@ def admit(inviter: Community, label: str, clock: Clock) -> Community:
     return joiner
 
 
-def make_admin(owner: Community, label: str, clock: Clock) -> Event:
-    """The owner's proposal (owner override: applies at once) making ``label`` an admin."""
-    ev = owner.author(Propose(GrantAdmin(pk(label))), clock())
-    assert pk(label) in owner.state.admins
-    return ev
-
-
 def kick(c: Community, label: str, clock: Clock, *, ban: bool = False) -> Event:
     return c.author(Propose(KickMember(pk(label), ban)), clock())
-
-
-def propose(c: Community, action: Action, clock: Clock) -> Event:
-    return c.author(Propose(action), clock())
 
 
 def channel(c: Community, clock: Clock, name: str = "general") -> bytes:

@@ -334,6 +334,10 @@ def test_channel_overwrites_apply_in_discord_order() -> None:
     assert P.ADD_REACTIONS in channel_permissions(state, b, r.channel)
     assert P.ADD_REACTIONS not in channel_permissions(state, b, other_channel)
     assert P.SEND_MESSAGES in channel_permissions(state, a, r.channel)
+
+    # 7. within one overwrite the deny applies first, so naming a permission in both allows it.
+    _overwrite(r, b, allow=send, deny=send)
+    r.do("b", Message(r.channel, "allow applies after deny"))
     r.converged()
 
 
@@ -357,11 +361,23 @@ def test_overwrite_allowing_a_permission_the_author_lacks_is_escalation() -> Non
     ):
         r.refused("mgr", SetChannelOverwrite(r.channel, kind, target, manage, NONE), R.ESCALATION)
     assert r.owner.state.channels[r.channel].overwrites == {}
-    # Allowing what they hold, and denying anything, are not escalation.
-    r.do(
+    # Denying what they lack is refused too (Discord's rule: you only set overwrites for
+    # permissions you hold); allowing and denying what they hold is fine.
+    r.refused(
         "mgr",
         SetChannelOverwrite(
             r.channel, OverwriteTarget.MEMBER, b, frozenset({P.SEND_MESSAGES}), manage
+        ),
+        R.ESCALATION,
+    )
+    r.do(
+        "mgr",
+        SetChannelOverwrite(
+            r.channel,
+            OverwriteTarget.MEMBER,
+            b,
+            frozenset({P.SEND_MESSAGES}),
+            frozenset({P.ADD_REACTIONS}),
         ),
     )
     # Holding Manage Messages in one channel lets them pass it on there, not elsewhere.
@@ -602,13 +618,6 @@ def test_not_permitted_does_not_advance_seq() -> None:
 # --- known core bugs ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: SetChannelOverwrite checks only the new allow set, so a Manage Channels "
-    "member can lift a deny on a permission they lack (open a private channel they cannot view, "
-    "or lift an admin's deny on themselves) by clearing or replacing the overwrite",
-)
 def test_clearing_a_deny_on_a_permission_the_author_lacks_is_escalation() -> None:
     r = room("mod", "b")
     everyone = r.owner.state.everyone_role
@@ -622,13 +631,6 @@ def test_clearing_a_deny_on_a_permission_the_author_lacks_is_escalation() -> Non
     r.forced("mod", cleared, R.ESCALATION)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: the (depth, id) order lets an author place a new event just above their "
-    "own last event by naming no other deps, so a permission is still usable after its "
-    "revocation (the event sorts before the revoke)",
-)
 def test_revoked_permission_cannot_be_used_by_naming_old_parents() -> None:
     r = room("m")
     r.do("owner", GrantPermission(pk("m"), P.MANAGE_CHANNELS))

@@ -102,11 +102,16 @@ def apply_set_channel_overwrite(
         return RejectReason.UNKNOWN_ROLE
     if p.target_kind is OverwriteTarget.MEMBER and p.target not in state.members:
         return RejectReason.UNKNOWN_MEMBER
-    if ev.author not in state.admins and not p.allow <= channel_permissions(
-        state, ev.author, p.channel
-    ):
-        return RejectReason.ESCALATION
     channel = state.channels[p.channel]
+    if ev.author not in state.admins:
+        # Anything added to or removed from allow or deny must be the author's to give: lifting
+        # a deny you are subject to is as much an escalation as granting yourself an allow.
+        old = channel.overwrites.get(p.target)
+        old_allow = old.allow if old is not None else frozenset()
+        old_deny = old.deny if old is not None else frozenset()
+        changed = (old_allow ^ p.allow) | (old_deny ^ p.deny)
+        if not changed <= channel_permissions(state, ev.author, p.channel):
+            return RejectReason.ESCALATION
     if p.allow or p.deny:
         j.set(channel.overwrites, p.target, Overwrite(p.allow, p.deny))
     else:
