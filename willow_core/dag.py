@@ -14,10 +14,11 @@ parent); ``depth`` (the order's key, see ``order``) is the *effective* depth: at
 ``1 + depth`` of every parent, and, for an event whose subject (its author, or the invite a Join
 uses) is the target of a removal ``K`` (kick, ban, admin or permission revocation, role
 unassignment, member overwrite, invite revocation, or a join taking a slot of a limited invite)
-that has not seen it, at least ``1 + nat(K)``. So a removed member cannot slip an event in before their removal by naming old
-parents: whatever they did not show the remover is ordered after the removal and judged by the
-state after it. Removals are recognized structurally (kind and payload), so a forged removal can
-only *reorder* concurrent events, never reject them: replay judges it like any other event.
+that has not seen it, at least ``1 + nat(K)``. So a removed member cannot slip an event in
+before their removal by naming old parents: whatever they did not show the remover is ordered
+after the removal and judged by the state after it. Removals are recognized structurally (kind
+and payload), so a forged removal can only *reorder* concurrent events, never reject them:
+replay judges it like any other event.
 
 Equivocation (two events by one author at one seq) is *recorded*, not refused: both branches
 enter, ``fork_seq`` remembers the lowest forked seq per author, and replay gives that author's

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from willow_core import Community, Event, InviteLink, LocalError, NotPermitted, RejectReason
+from willow_core import Community, Event, InviteLink, NotPermitted, RejectReason
 from willow_core.invite import sign_join
 from willow_core.kinds import (
     EditMessage,
