@@ -104,6 +104,9 @@ class Node:
         #: event id -> storage workers that acknowledged it (trusted ones only)
         self.stored: dict[bytes, set[bytes]] = {}
         self._outbox: list[bytes] = []
+        self._topics: dict[bytes, bytes] = {}
+        #: handlers for envelope kinds the node itself does not handle (a worker's history pages)
+        self.extra: dict[MessageKind, Callable[[Envelope, int], None]] = {}
         self._next_request = 1
         self._requests: dict[int, bytes] = {}
         self._snapshots: dict[int, SnapshotAssembler] = {}
@@ -144,8 +147,18 @@ class Node:
         ):
             raise LocalError("this node carries its maximum number of communities")
         self.communities[community.server_id] = community
+        self._topics[community_topic(community.server_id)] = community.server_id
         self.progress.setdefault(community.server_id, SyncProgress())
         return community
+
+    def remove(self, server_id: bytes) -> None:
+        """Stop carrying a community; answers still in flight for it are then ignored."""
+        self.communities.pop(server_id, None)
+        self._topics.pop(community_topic(server_id), None)
+        self.progress.pop(server_id, None)
+        for request_id in [r for r, s in self._requests.items() if s == server_id]:
+            del self._requests[request_id]
+            self._snapshots.pop(request_id, None)
 
     def open(self, server_id: bytes) -> Community:
         """The community ``server_id``, empty if new (to be filled by sync)."""
@@ -213,10 +226,23 @@ class Node:
         """Handle one envelope from the relay. Bad input is counted, never raised."""
         try:
             env = open_envelope(envelope_bytes)
-            if env.sender == self.identity.public_key:
-                return  # our own publication echoed back
-            self._dispatch(env, now_ms)
         except RemoteError:
+            self.errors += 1
+            return
+        self.receive_envelope(env, now_ms)
+
+    def receive_envelope(self, env: Envelope, now_ms: int) -> None:
+        """Handle an already opened envelope (for shells that looked at it first)."""
+        if env.sender == self.identity.public_key:
+            return  # our own publication echoed back
+        try:
+            handler = self.extra.get(env.kind)
+            if handler is not None:
+                handler(env, now_ms)
+            else:
+                self._dispatch(env, now_ms)
+        except (RemoteError, LocalError):
+            # LocalError: a request we cannot honour (e.g. no room for another community).
             self.errors += 1
 
     def _dispatch(self, env: Envelope, now_ms: int) -> None:
@@ -284,10 +310,7 @@ class Node:
             self.request_sync(server, env.sender)
 
     def _server_of_topic(self, topic: bytes) -> bytes | None:
-        for server in self.communities:
-            if community_topic(server) == topic:
-                return server
-        return None
+        return self._topics.get(topic)
 
     def _may_answer(self, env: Envelope, server: bytes) -> bool:
         community = self.communities.get(server)
@@ -312,7 +335,9 @@ class Node:
     def _on_batch(self, batch: SyncBatch, now_ms: int) -> None:
         if self._requests.get(batch.request_id) != batch.server:
             return  # not an answer to anything we asked
-        progress = self.progress[batch.server]
+        progress = self.progress.get(batch.server)
+        if progress is None or batch.server not in self.communities:
+            return
         progress.batches += 1
         progress.events += len(batch.events)
         self._take(batch.server, batch.events, now_ms)
@@ -328,8 +353,9 @@ class Node:
     def _on_done(self, env: Envelope, done: SyncDone) -> None:
         if self._requests.get(done.request_id) != done.server:
             return
-        if self.trusted(done.server, env.sender) and verify_envelope(env):
-            self.progress[done.server].complete_from.add(env.sender)
+        progress = self.progress.get(done.server)
+        if progress is not None and self.trusted(done.server, env.sender) and verify_envelope(env):
+            progress.complete_from.add(env.sender)
 
     def _on_snapshot_request(self, env: Envelope) -> None:
         request = SnapshotRequest.decode(env.body)
@@ -348,8 +374,10 @@ class Node:
         if assembler.add(chunk):
             del self._snapshots[chunk.request_id]
             state, claimed, heads = assembler.result()
-            community = self.communities[chunk.server]
-            progress = self.progress[chunk.server]
+            community = self.communities.get(chunk.server)
+            progress = self.progress.get(chunk.server)
+            if community is None or progress is None:
+                return
             progress.snapshot_hash = claimed
             progress.snapshot_heads = heads
             progress.snapshot_verified = None
@@ -359,8 +387,10 @@ class Node:
 
     def _check_snapshot(self, server: bytes) -> None:
         """Once history holds the snapshot's heads, replay exactly that history and compare."""
-        progress = self.progress[server]
-        community = self.communities[server]
+        progress = self.progress.get(server)
+        community = self.communities.get(server)
+        if progress is None or community is None:
+            return
         if progress.snapshot_hash is None or progress.snapshot_verified is not None:
             return
         dag = community.dag
@@ -379,7 +409,9 @@ class Node:
             return
         if not verify_envelope(env):
             raise DecodeError("acknowledgement with a bad envelope signature")
-        community = self.communities[server]
+        community = self.communities.get(server)
+        if community is None:
+            return
         for event_id in ids:
             if type(event_id) is bytes and event_id in community.dag:
                 self.stored.setdefault(event_id, set()).add(env.sender)
