@@ -304,8 +304,8 @@ class Node:
         if server is None:
             return
         receipt = self._take(server, wires, now_ms)
-        community = self.communities[server]
-        if receipt is not None and receipt.buffered and community.ready:
+        community = self.communities.get(server)  # a store hook may have dropped it
+        if receipt is not None and receipt.buffered and community is not None and community.ready:
             # A gap: we missed something while away. Ask the sender for what we lack.
             self.request_sync(server, env.sender)
 
