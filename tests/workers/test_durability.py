@@ -93,6 +93,9 @@ def _stored_ids(db: Path) -> tuple[set[bytes], str]:
         conn = sqlite3.connect(db)
     try:
         verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "events" not in tables:  # killed while creating the schema: nothing stored yet
+            return set(), verdict
         ids = {row[0] for row in conn.execute("SELECT id FROM events")}
     finally:
         conn.close()
