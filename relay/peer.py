@@ -1,4 +1,4 @@
-"""Native peer transport: keeps one ``Node`` connected to a relay over TCP.
+"""Native peer transport: keeps one ``Node`` (or a worker wrapping one) connected to a relay.
 
 Frames are length-prefixed (4-byte big-endian length, then the frame; ``wire`` has the layout).
 A session: read HELLO, answer AUTH with the node's key, wait for READY, subscribe to the node's
@@ -22,6 +22,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from willow_core.errors import DecodeError
 from willow_core.node import Node
@@ -36,6 +37,7 @@ from willow_core.wire import (
 )
 
 __all__ = [
+    "Carrier",
     "PeerConnection",
     "read_frame",
     "write_frame",
@@ -53,6 +55,21 @@ SYNC_INTERVAL_S = 30.0
 #: A relay that does not complete the handshake in this long is not answering.
 HANDSHAKE_TIMEOUT_S = 10.0
 _LENGTH = struct.Struct(">I")
+
+
+class Carrier(Protocol):
+    """What a connection drives: a ``Node``, or a worker that wraps one (same surface)."""
+
+    @property
+    def node(self) -> Node: ...
+
+    def topics(self) -> list[bytes]: ...
+
+    def drain(self) -> list[bytes]: ...
+
+    def receive(self, envelope_bytes: bytes, now_ms: int) -> None: ...
+
+    def tick(self, now_ms: int) -> None: ...
 
 
 def wall_ms() -> int:
@@ -77,21 +94,19 @@ class PeerConnection:
 
     def __init__(
         self,
-        node: Node,
+        carrier: Carrier,
         host: str,
         port: int,
         *,
         clock_ms: Callable[[], int] = wall_ms,
-        receive: Callable[[bytes, int], None] | None = None,
         backoff: tuple[float, float] = (0.1, 10.0),
         sync_interval_s: float = SYNC_INTERVAL_S,
     ) -> None:
-        self.node = node
+        self.carrier = carrier
+        self.node = carrier.node
         self.host = host
         self.port = port
         self.clock_ms = clock_ms
-        #: what to call with each envelope (a worker may wrap ``node.receive``)
-        self.deliver = receive or node.receive
         self.backoff = backoff
         self.sync_interval_s = sync_interval_s
         self.connected = asyncio.Event()
@@ -104,7 +119,7 @@ class PeerConnection:
 
     def wake(self) -> None:
         """Tell the connection the node has something to send."""
-        self._queue.extend(self.node.drain())
+        self._queue.extend(self.carrier.drain())
         self._wake.set()
 
     async def run(self) -> None:
@@ -177,7 +192,7 @@ class PeerConnection:
                 await writer.wait_closed()
 
     def _resubscribe(self, writer: asyncio.StreamWriter) -> None:
-        wanted = set(self.node.topics())
+        wanted = set(self.carrier.topics())
         new = sorted(wanted - self._subscribed)
         old = sorted(self._subscribed - wanted)
         for i in range(0, len(new), 64):
@@ -190,7 +205,7 @@ class PeerConnection:
         """After (re)connecting: catch up, and re-send what storage has not acknowledged."""
         node = self.node
         me = node.identity.public_key
-        for server, community in node.communities.items():
+        for server, community in list(node.communities.items()):
             node.request_sync(server)
             if not community.ready:
                 continue
@@ -210,7 +225,7 @@ class PeerConnection:
             if frame_type is FrameType.PUBLISH:
                 envelope = fields[0]
                 assert isinstance(envelope, bytes)
-                self.deliver(envelope, self.clock_ms())
+                self.carrier.receive(envelope, self.clock_ms())
                 self.wake()
             elif frame_type is FrameType.ERROR:
                 log.warning("relay error: %s", fields)
@@ -221,12 +236,13 @@ class PeerConnection:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             self._wake.clear()
+            self.carrier.tick(self.clock_ms())
             if time.monotonic() - last_sync > self.sync_interval_s:
                 last_sync = time.monotonic()
-                for server in self.node.communities:
+                for server in list(self.node.communities):
                     self.node.request_sync(server)
-            self._queue.extend(self.node.drain())
-            if set(self.node.topics()) != self._subscribed:
+            self._queue.extend(self.carrier.drain())
+            if set(self.carrier.topics()) != self._subscribed:
                 self._resubscribe(writer)
             while self._queue:
                 write_frame(writer, publish_frame(self._queue.popleft()))

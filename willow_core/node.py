@@ -113,6 +113,18 @@ class Node:
         #: remote errors seen (bad envelopes, undecodable events): a health counter
         self.errors = 0
 
+    # --- the surface shells drive (workers offer the same one) ----------------------------
+
+    @property
+    def node(self) -> Node:
+        """This node (a worker wrapping a node exposes the node it wraps here)."""
+        return self
+
+    def tick(self, now_ms: int) -> None:
+        """Periodic upkeep, about once a second: drop out-of-order events that waited too long."""
+        for community in self.communities.values():
+            community.managed.pending.expire(now_ms)
+
     # --- topics and outbox ----------------------------------------------------------------
 
     @property

@@ -1,0 +1,163 @@
+"""The ``willow`` command: run a relay, a storage worker, a replay worker, or all of them.
+
+``willow up`` is what the README's run command starts: a relay and both workers in one process,
+with persistent identities and data under one directory, printing where to connect. The workers
+reach the relay over its TCP endpoint like any other native peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from willow_core.identity import Identity
+
+from .keyfile import load_or_create_identity
+from .peer import Carrier, PeerConnection, wall_ms
+from .replay_worker import ReplayWorker
+from .server import Relay
+from .storage_worker import StorageWorker
+
+__all__ = ["main"]
+
+log = logging.getLogger("willow")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_TCP_PORT = 9090
+DEFAULT_WS_PORT = 9091
+DEFAULT_HTTP_PORT = 8080
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT")
+    return host, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="willow", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    relay = sub.add_parser("relay", help="run a relay (WebSocket, TCP and HTTP endpoints)")
+    _relay_options(relay)
+    relay.add_argument("--data", type=Path, default=Path(".willow/relay"), help="data directory")
+
+    for name, text in (("storage", "a storage worker"), ("replay", "a replay worker")):
+        worker = sub.add_parser(name, help=f"run {text} connected to a relay")
+        worker.add_argument("--relay", type=_address, default=(DEFAULT_HOST, DEFAULT_TCP_PORT))
+        worker.add_argument("--data", type=Path, default=Path(f".willow/{name}"))
+        if name == "replay":
+            worker.add_argument("--max-events", type=int, default=100_000)
+            worker.add_argument("--max-communities", type=int, default=1_000)
+
+    up = sub.add_parser("up", help="run a relay and both workers together")
+    _relay_options(up)
+    up.add_argument("--data", type=Path, default=Path(".willow"), help="data directory")
+    return parser
+
+
+def _relay_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--tcp-port", type=int, default=DEFAULT_TCP_PORT)
+    parser.add_argument("--ws-port", type=int, default=DEFAULT_WS_PORT)
+    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT)
+    parser.add_argument("--static", type=Path, default=None, help="serve this directory over HTTP")
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _worker(kind: str, data: Path, args: argparse.Namespace) -> tuple[Carrier, Identity]:
+    identity = load_or_create_identity(data)
+    if kind == "storage":
+        storage = StorageWorker(identity, data / "events")
+        storage.start(wall_ms())
+        return storage, identity
+    replay = ReplayWorker(
+        identity,
+        getattr(args, "max_events", 100_000),
+        getattr(args, "max_communities", 1_000),
+    )
+    return replay, identity
+
+
+async def _run_relay(args: argparse.Namespace, data: Path) -> Relay:
+    relay = Relay(
+        args.host,
+        tcp_port=args.tcp_port,
+        ws_port=args.ws_port,
+        http_port=args.http_port,
+        data_dir=data,
+        static_dir=args.static,
+    )
+    await relay.start()
+    return relay
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    tasks: list[asyncio.Task[None]] = []
+    connections: list[PeerConnection] = []
+    relay: Relay | None = None
+    try:
+        if args.command in ("relay", "up"):
+            relay_data = args.data / "relay" if args.command == "up" else args.data
+            relay = await _run_relay(args, relay_data)
+            print(f"relay key      {relay.key.hex()}")
+            print(f"websocket      ws://{args.host}:{relay.ws_port}")
+            print(f"tcp            {args.host}:{relay.tcp_port}")
+            print(f"http           http://{args.host}:{relay.http_port}/")
+        kinds = {"up": ("storage", "replay"), "storage": ("storage",), "replay": ("replay",)}
+        for kind in kinds.get(args.command, ()):
+            if args.command == "up":
+                assert relay is not None
+                assert relay.tcp_port is not None
+                host, port, data = args.host, relay.tcp_port, args.data / kind
+            else:
+                (host, port), data = args.relay, args.data
+            carrier, identity = _worker(kind, data, args)
+            print(f"{kind} worker {identity.public_key.hex()}")
+            connection = PeerConnection(carrier, host, port)
+            connections.append(connection)
+            tasks.append(asyncio.create_task(connection.run()))
+        sys.stdout.flush()
+        await _until_signalled()
+    finally:
+        for connection in connections:
+            await connection.stop()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if relay is not None:
+            await relay.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        return asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
