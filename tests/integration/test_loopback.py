@@ -107,7 +107,8 @@ async def scenario(tmp: Path) -> None:
             node.open(server)
             node.request_sync(server)
             peers[name].wake()
-            await until(lambda node=node: invite.id in node.communities[server].dag, f"{name} sync")
+            dag = node.communities[server].dag
+            await until(lambda dag=dag: invite.id in dag, f"{name} sync")  # type: ignore[misc]
             node.join(link, now())
             peers[name].wake()
         await until(
