@@ -1,0 +1,142 @@
+"""Per-key bookkeeping: live connections, publish budgets, and the inbox rule.
+
+**The inbox rule.** A DM inbox topic is ``inbox_topic(key)``, a hash: the relay cannot tell it
+from a community topic unless it knows the key. So the relay remembers the inbox topic of every
+key that authenticates (all keys with a live connection, plus the most recent
+``Limits.known_inboxes`` others) and enforces:
+
+* a connection may subscribe to any topic **except** the inbox of a key the relay has seen
+  authenticate, other than its own key;
+* when a key authenticates, every other key's subscription to its inbox is removed (with ERROR
+  ``FORBIDDEN_TOPIC``): subscribing early to the inbox of a key that has not connected yet buys
+  nothing once that key shows up.
+
+What remains open (documented in docs/relay.md): the inbox of a key that never connects to this
+relay (or was forgotten after a restart or LRU eviction) can be subscribed to until it does. What
+that exposes is metadata (envelope sizes, timing, sender keys); bodies are end-to-end encrypted.
+Publishing *to* any inbox is allowed: that is how a direct message is sent.
+
+**Publish budgets.** Each key has two token buckets (envelopes and bytes per second) shared by
+all of its connections, so opening more connections does not buy more budget. A bucket is kept
+after the key's last connection closes until it has refilled; forgetting a full bucket loses
+nothing, so reconnecting never resets a spent budget.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from willow_core.wire import inbox_topic
+
+from .limits import Limits, TokenBucket
+
+__all__ = ["KeyBudget", "Access"]
+
+
+class KeyBudget:
+    """One key's publish budget: envelopes and bytes per second."""
+
+    __slots__ = ("publishes", "bytes")
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self.publishes = TokenBucket(limits.key_publishes_per_s, limits.key_publish_burst, now)
+        self.bytes = TokenBucket(limits.key_bytes_per_s, limits.key_byte_burst, now)
+
+    def take(self, now: float, size: int) -> bool:
+        """Charge one publish of ``size`` bytes; false (nothing charged) when over either."""
+        if not self.publishes.take(now):
+            return False
+        if not self.bytes.take(now, size):
+            self.publishes.tokens += 1  # refund: the publish did not happen
+            return False
+        return True
+
+    def full(self, now: float) -> bool:
+        return self.publishes.full(now) and self.bytes.full(now)
+
+
+class Access:
+    """Which keys are here, who owns which inbox, and each key's publish budget."""
+
+    def __init__(self, limits: Limits, relay_key: bytes) -> None:
+        self.limits = limits
+        self._live: dict[bytes, int] = {}
+        #: inbox topic -> owning key, least recently authenticated first
+        self._inboxes: OrderedDict[bytes, bytes] = OrderedDict()
+        self._budgets: dict[bytes, KeyBudget] = {}
+        #: keys without connections whose budget is still refilling, oldest first
+        self._draining: dict[bytes, None] = {}
+        self._relay_key = relay_key
+        self._learn(relay_key)  # nobody may listen on the relay's own inbox
+
+    def connections(self, key: bytes) -> int:
+        return self._live.get(key, 0)
+
+    def acquire(self, key: bytes, now: float) -> bool:
+        """Count a new authenticated connection for ``key``; false when it holds its maximum."""
+        count = self._live.get(key, 0)
+        if count >= self.limits.max_connections_per_key:
+            return False
+        self._live[key] = count + 1
+        self._learn(key)
+        self._draining.pop(key, None)
+        if key not in self._budgets:
+            self._budgets[key] = KeyBudget(self.limits, now)
+        self._sweep(now)
+        return True
+
+    def release(self, key: bytes, now: float) -> None:
+        count = self._live.get(key, 0) - 1
+        if count > 0:
+            self._live[key] = count
+            return
+        self._live.pop(key, None)
+        budget = self._budgets.get(key)
+        if budget is not None and budget.full(now):
+            del self._budgets[key]
+        elif budget is not None:
+            self._draining[key] = None
+
+    def budget(self, key: bytes) -> KeyBudget:
+        return self._budgets[key]
+
+    def inbox_owner(self, topic: bytes) -> bytes | None:
+        """The key whose inbox ``topic`` is, if that key has authenticated here."""
+        return self._inboxes.get(topic)
+
+    def may_subscribe(self, key: bytes, topic: bytes) -> bool:
+        owner = self._inboxes.get(topic)
+        return owner is None or owner == key
+
+    @property
+    def known_keys(self) -> int:
+        return len(self._inboxes)
+
+    @property
+    def tracked_budgets(self) -> int:
+        return len(self._budgets)
+
+    def _learn(self, key: bytes) -> None:
+        topic = inbox_topic(key)
+        self._inboxes[topic] = key
+        self._inboxes.move_to_end(topic)
+        # Forget the least recently seen keys beyond the bound, never the relay's or one with a
+        # live connection (those are at most max_connections + 1 <= known_inboxes entries).
+        for _ in range(len(self._inboxes)):
+            if len(self._inboxes) <= self.limits.known_inboxes:
+                break
+            old_topic, old_key = next(iter(self._inboxes.items()))
+            if old_key in self._live or old_key == self._relay_key:
+                self._inboxes.move_to_end(old_topic)
+            else:
+                del self._inboxes[old_topic]
+
+    def _sweep(self, now: float) -> None:
+        """Forget refilled budgets of departed keys (oldest first), and any beyond the bound."""
+        while self._draining:
+            key = next(iter(self._draining))
+            full = self._budgets[key].full(now)
+            if not full and len(self._draining) <= self.limits.known_inboxes:
+                break
+            del self._draining[key]
+            del self._budgets[key]
