@@ -1,4 +1,4 @@
-"""The in-process demo (``python -m relay.demo``, what ``scripts/up.sh`` runs today) converges."""
+"""The in-process demo (``python -m relay.demo``) converges: three replicas, one in-memory hub."""
 
 from __future__ import annotations
 
