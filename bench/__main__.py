@@ -5,13 +5,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from . import core
+from . import core, relay, sync
 from .harness import Result, runtime_gc
 
 BENCHMARKS: dict[str, Callable[[], Result]] = {
     "materialize": core.materialize,
     "replay": core.replay,
     "late-event": core.late_event,
+    "relay-fanout": relay.relay_fanout,
+    "relay-latency": relay.relay_latency,
+    "sync": sync.sync,
+    "sync-bytes": sync.sync_bytes,
+    "sync-snapshot": sync.sync_snapshot,
 }
 
 

@@ -1,20 +1,11 @@
 """Per-key bookkeeping: live connections, publish budgets, and the inbox rule.
 
-**The inbox rule.** A DM inbox topic is ``inbox_topic(key)``, a hash: the relay cannot tell it
-from a community topic unless it knows the key. So the relay remembers the inbox topic of every
-key that authenticates (all keys with a live connection, plus the most recent
-``Limits.known_inboxes`` others) and enforces:
-
-* a connection may subscribe to any topic **except** the inbox of a key the relay has seen
-  authenticate, other than its own key;
-* when a key authenticates, every other key's subscription to its inbox is removed (with ERROR
-  ``FORBIDDEN_TOPIC``): subscribing early to the inbox of a key that has not connected yet buys
-  nothing once that key shows up.
-
-What remains open (documented in docs/relay.md): the inbox of a key that never connects to this
-relay (or was forgotten after a restart or LRU eviction) can be subscribed to until it does. What
-that exposes is metadata (envelope sizes, timing, sender keys); bodies are end-to-end encrypted.
-Publishing *to* any inbox is allowed: that is how a direct message is sent.
+**The inbox rule.** Topics carry a type byte (``willow_core.wire``): a connection may subscribe
+to any community topic and to exactly one inbox, its own key's (``inbox_topic(key)``); any
+other inbox, and any unknown topic type, is refused with ERROR ``FORBIDDEN_TOPIC``. Publishing
+*to* any inbox is allowed: that is how sync answers and direct messages reach a key. (The relay
+still remembers recently authenticated keys' inboxes: that bookkeeping is what removes a
+subscription made before its owner connected, which the type byte now makes impossible.)
 
 **Publish budgets.** Each key has two token buckets (envelopes and bytes per second) shared by
 all of its connections, so opening more connections does not buy more budget. A bucket is kept
@@ -26,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from willow_core.wire import inbox_topic
+from willow_core.wire import COMMUNITY_TOPIC, INBOX_TOPIC, inbox_topic
 
 from .limits import Limits, TokenBucket
 
@@ -105,8 +96,10 @@ class Access:
         return self._inboxes.get(topic)
 
     def may_subscribe(self, key: bytes, topic: bytes) -> bool:
-        owner = self._inboxes.get(topic)
-        return owner is None or owner == key
+        """Community topics: anyone. Inbox topics (type byte ``INBOX_TOPIC``): only the owner."""
+        if topic[:1] == bytes([INBOX_TOPIC]):
+            return topic == inbox_topic(key)
+        return topic[:1] == bytes([COMMUNITY_TOPIC])
 
     @property
     def known_keys(self) -> int:

@@ -10,8 +10,10 @@ Two layers, both canonical CBOR arrays:
   checks the signature, the size and that the sender is the connection's authenticated key,
   then forwards the ``PUBLISH`` frame bytes unchanged to the topic's subscribers.
 
-Topics are 32-byte hashes: one per community (``community_topic``) and one inbox per key
-(``inbox_topic``). Subscribing to an inbox requires being that key (the relay's challenge).
+Topics are 32 bytes: a type byte (``0x00`` a community, ``0x01`` an inbox) and 31 bytes of a
+personalized BLAKE2b hash. One topic per community (``community_topic``) and one inbox per key
+(``inbox_topic``). Because the type is visible, a relay refuses a subscription to any inbox but
+the authenticated key's own: only you can listen to your inbox; anyone can post to it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "FrameType",
     "MessageKind",
     "Envelope",
+    "COMMUNITY_TOPIC",
+    "INBOX_TOPIC",
     "community_topic",
     "inbox_topic",
     "seal",
@@ -97,12 +101,20 @@ class Envelope(NamedTuple):
         return _signed_bytes(self.topic, self.kind, self.body, self.sender)
 
 
+COMMUNITY_TOPIC = 0x00
+INBOX_TOPIC = 0x01
+
+
 def community_topic(server_id: bytes) -> bytes:
-    return crypto.blake2b(server_id, person=b"willow-server")
+    return bytes([COMMUNITY_TOPIC]) + crypto.blake2b(
+        server_id, digest_size=31, person=b"willow-server"
+    )
 
 
 def inbox_topic(public_key: bytes) -> bytes:
-    return crypto.blake2b(public_key, person=b"willow-inbox")
+    return bytes([INBOX_TOPIC]) + crypto.blake2b(
+        public_key, digest_size=31, person=b"willow-inbox"
+    )
 
 
 def _signed_bytes(topic: bytes, kind: int, body: bytes, sender: bytes) -> bytes:

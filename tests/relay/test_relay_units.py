@@ -12,7 +12,7 @@ from relay.bus import Bus
 from relay.codes import CLOSING, ErrorCode, ws_close_code
 from relay.limits import MAX_FRAME_BYTES, Limits, TokenBucket
 from willow_core.testing import identity
-from willow_core.wire import inbox_topic
+from willow_core.wire import community_topic, inbox_topic
 
 # --- token buckets and limits -----------------------------------------------------------------
 
@@ -155,8 +155,10 @@ BOB = identity("bob").public_key
 
 def test_inbox_rule_and_relay_inbox() -> None:
     access = Access(Limits(), RELAY)
-    assert access.may_subscribe(ALICE, inbox_topic(BOB))  # bob unknown yet
+    assert not access.may_subscribe(ALICE, inbox_topic(BOB))  # even before bob ever connects
     assert not access.may_subscribe(ALICE, inbox_topic(RELAY))
+    assert access.may_subscribe(ALICE, community_topic(BOB))
+    assert not access.may_subscribe(ALICE, b"\x07" + bytes(31))  # an unknown topic type
     assert access.acquire(BOB, 0.0)
     assert not access.may_subscribe(ALICE, inbox_topic(BOB))
     assert access.may_subscribe(BOB, inbox_topic(BOB))
