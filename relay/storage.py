@@ -219,8 +219,10 @@ class EventStore:
     ) -> list[bytes]:
         """Store events of one community in one transaction; returns their ids after COMMIT.
 
-        Duplicates are ignored (and their ids returned: they are stored). ``depths`` maps each
-        event id to its causal depth in the community's DAG (``EventDag.depth``).
+        An event already stored has its depth updated (a removal that arrived later can push
+        an event back in the order: ``EventDag.raise_unseen``), so ``rows`` always returns the
+        current order. ``depths`` maps each event id to its effective depth in the community's
+        DAG (``EventDag.depth``).
 
         Raises:
             StorageError: nothing was acknowledged; the store refuses writes from now on.
@@ -244,7 +246,12 @@ class EventStore:
                 assert conn is not None
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    conn.executemany(
+                        "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT(id) DO UPDATE SET depth = excluded.depth"
+                        " WHERE depth != excluded.depth",
+                        rows,
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -308,7 +315,7 @@ class EventStore:
         before_id: bytes | None = None,
         max_bytes: int = HISTORY_PAGE_BYTES,
     ) -> RowPage:
-        """Stored events older than a cursor, newest first (causal depth, then id, descending).
+        """Stored events older than a cursor, newest first (effective depth, then id, descending).
 
         Args:
             before_depth: only events below this depth (None: from the newest), or, with

@@ -4,7 +4,8 @@ Served by ``websockets`` (asyncio implementation) with:
 
 * ``max_size = MAX_FRAME_BYTES``: a larger message is refused from its header, before it is read
   or decoded (close code 1009);
-* ``compression=None``: bodies are ciphertext (incompressible), deflate costs ~50 KiB and CPU
+* ``compression=None``: bodies are signatures, hashes and (with E2EE) ciphertext, which barely
+  compress; deflate costs ~50 KiB and CPU
   per connection, and compressing attacker-influenced data next to secrets invites oracles;
 * ``max_queue = Limits.inbound_queue_frames``: the relay stops reading a socket whose messages it
   has not handled yet;

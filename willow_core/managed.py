@@ -46,6 +46,9 @@ class Receipt:
     """What one ``receive`` call did."""
 
     inserted: list[Event] = field(default_factory=list)
+    #: events held before this call whose place in the order moved (a removal arrived that had
+    #: not seen them); a store keyed by order must update them
+    moved: list[Event] = field(default_factory=list)
     duplicates: int = 0
     buffered: int = 0
     refused: list[tuple[bytes, InsertError]] = field(default_factory=list)
@@ -110,7 +113,7 @@ class ManagedDag:
                 continue
             self._add(ev, now_ms, receipt, forked)
         if receipt.inserted:
-            self._integrate(receipt.inserted, forked)
+            receipt.moved = self._integrate(receipt.inserted, forked)
         return receipt
 
     def _add(self, ev: Event, now_ms: int, receipt: Receipt, forked: set[bytes]) -> None:
@@ -134,7 +137,8 @@ class ManagedDag:
                 else:
                     stack.append(waiting)
 
-    def _integrate(self, new: list[Event], forked: set[bytes]) -> None:
+    def _integrate(self, new: list[Event], forked: set[bytes]) -> list[Event]:
+        """Place and apply ``new``; returns the events already held whose depth changed."""
         dag = self.dag
         depth = dag.depth
         # Removals among the new events push the events they did not see after them.
@@ -145,7 +149,7 @@ class ManagedDag:
             if raised:
                 dag.relax(new)
             self.rebuild()
-            return
+            return []
         keys = self.keys
         r = bisect_left(keys, min((depth[ev.id], ev.id) for ev in new))
         for ev in raised:
@@ -153,11 +157,14 @@ class ManagedDag:
         for author in forked:
             for ev in dag.events_at_or_after(author, dag.fork_seq[author]):
                 r = min(r, bisect_left(keys, (depth[ev.id], ev.id)))
+        moved: list[Event] = []
         if raised:
+            before = [(ev, depth[ev.id]) for ev in self.order[r:]]
             dag.relax(self.order[r:] + new)
+            moved = [ev for ev, old in before if depth[ev.id] != old]
         if r < self._undo_base:
             self.rebuild()
-            return
+            return moved
         self._rewind(r)
         if r == len(keys):
             suffix = sorted(new, key=lambda ev: (depth[ev.id], ev.id))
@@ -166,6 +173,7 @@ class ManagedDag:
             del self.order[r:]
             del keys[r:]
         self._apply_suffix(suffix)
+        return moved
 
     def _rewind(self, r: int) -> None:
         base = self._undo_base

@@ -13,8 +13,10 @@ replay and storage workers, the agent, the network simulator. The shell delivers
   requester's inbox.
 
 Events are self-authenticating, so a node takes them from anyone. What is *not* self-verifying
-(an end-of-history marker, a snapshot, a storage acknowledgement) counts only when its sender
-holds ``SyncProvider`` (or is an admin) in the community: unauthorized workers are ignored.
+counts only when its sender holds ``SyncProvider`` (or is an admin) in the community: an
+end-of-history marker, a storage acknowledgement. A snapshot is shown (marked unverified)
+whoever sent it, since a newcomer has no state to judge the sender by; it becomes verified only
+when the history it claims replays to the same state hash.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ MAX_EVENTS_PER_ENVELOPE = 256
 MAX_COMMUNITIES = 10_000
 
 StoreHook = Callable[[bytes, list[Event]], Iterable[bytes]]
-"""``(server_id, new events) -> ids durably stored`` (the storage worker's commit)."""
+"""``(server_id, new or moved events) -> ids durably stored`` (the storage worker's commit).
+
+It may raise (a failed write); the node then holds events its store lacks, and the shell must
+treat the failure as fatal for that store (the storage worker stops and restarts from disk)."""
 
 
 @dataclass(slots=True)
@@ -288,8 +293,9 @@ class Node:
                 self.errors += 1
         receipt = community.receive(events, now_ms)
         self.errors += len(receipt.refused)
-        if receipt.inserted and self.store is not None:
-            stored = list(self.store(server, receipt.inserted))
+        if (receipt.inserted or receipt.moved) and self.store is not None:
+            # Moved events are stored again so the store keeps the current order.
+            stored = list(self.store(server, receipt.inserted + receipt.moved))
             if stored:
                 self._acknowledge(server, receipt.inserted, stored)
         return receipt

@@ -1,10 +1,13 @@
-"""The deterministic total order of a DAG (D4): by causal depth, then by event id.
+"""The deterministic total order of a DAG (D4): by effective depth, then by event id.
 
-Theory of operation. Every event has a *depth*: 0 for genesis, otherwise one more than the
-deepest event it names (``prev`` and ``deps``). Events are ordered by ``(depth, id)``, ids
-compared as raw bytes. This is a topological order (a parent is always strictly shallower than
-its child), it depends only on the *set* of events (never on arrival order), and depths are
-computed from the DAG itself, so no peer can claim one.
+Theory of operation. Every event has an *effective depth* (``EventDag.depth``): 0 for
+genesis, otherwise at least one more than the deepest event it names (``prev`` and ``deps``),
+and, when a removal targeting its author did not see it, at least one more than that removal's
+causal depth (see ``dag``: what a removed member did not show the remover comes after the
+removal). Events are ordered by ``(depth, id)``, ids compared as raw bytes. This is a
+topological order (a parent is always strictly shallower than its child), it depends only on
+the *set* of events (never on arrival order), and depths are computed from the DAG itself, so
+no peer can claim one.
 
 Why this order: it is a sort key, so maintaining it is bisection and merging, not graph search.
 

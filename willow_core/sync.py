@@ -6,7 +6,7 @@ page *k* covers the author-id range ``(lo, hi]`` (``None`` = open end) and lists
 the requester knows in that range. The responder needs no session state: for each author *it*
 knows in the range it sends
 
-* everything, if the requester did not list the author;
+* everything, if the requester did not list the author (every branch, if the author forked);
 * the events after the requester's seq, if it knows the requester's head id;
 * nothing, if the head id is unknown and newer than anything it has (the requester is ahead);
 * the author's whole history, if the head id is unknown but not newer (the author forked, so
@@ -250,16 +250,25 @@ def missing_events(dag: EventDag, request: SyncRequest) -> list[Event]:
         if (lo is not None and author <= lo) or (hi is not None and author > hi):
             continue
         head = theirs.get(author)
-        forked = author in dag.fork_seq
+        if author in dag.fork_seq:
+            # Every branch: the requester must hold both to judge the fork as we do.
+            out.extend(
+                e
+                for e in events.values()
+                if e.author == author and (head is None or e.id != head.id)
+            )
+            continue
         if head is None:
             start = 1
-        elif head.id in events and not forked:
+        elif head.id in events:
             start = head.seq + 1
-        elif head.id not in events and head.seq > len(chain) and not forked:
+        elif head.seq > len(chain):
             continue  # they are ahead of us on this author
         else:
-            out.extend(e for e in events.values() if e.author == author and e.id != head.id)
-            continue
+            # Their head is unknown yet not newer than ours: they hold a branch we lack, so
+            # the author forked; send our whole branch so they can record the fork too.
+            start = 1
+        out.extend(events[chain[seq]] for seq in range(start, len(chain) + 1))
         out.extend(events[chain[seq]] for seq in range(start, len(chain) + 1))
     depth = dag.depth
     out.sort(key=lambda ev: (depth[ev.id], ev.id))

@@ -419,3 +419,50 @@ def test_history_bodies_round_trip_and_refuse_malformed_input() -> None:
     for body in bad_pages:
         with pytest.raises(DecodeError):
             HistoryPage.decode(encode(body))
+
+
+def test_a_late_removal_moves_stored_events_and_restore_follows(tmp_path: Path) -> None:
+    """Events stored before a kick that had not seen them are moved behind it in the order;
+    the store must follow, or a restart would replay them before the kick and accept them."""
+    from relay.storage_worker import StorageWorker
+    from willow_core.invite import InviteLink, invite_key
+    from willow_core.kinds import CreateChannel, CreateInvite, KickMember, Message, Propose
+    from willow_core.node import Node
+    from willow_core.state import state_hash
+    from willow_core.testing import identity, seed_bytes
+
+    owner = Node(identity("mv/owner"))
+    member = Node(identity("mv/member"))
+    community = owner.create("moves", 1)
+    server = community.server_id
+    channel = owner.author(server, CreateChannel("general"), 2).id
+    seed = seed_bytes("mv/invite")
+    invite = owner.author(server, CreateInvite(invite_key(seed)[0]), 3)
+    member.open(server).receive(community.managed.order, 4)
+    member.join(InviteLink(server, invite.id, seed), 5)
+    community.receive(member.communities[server].managed.order, 6)
+    # The member posts; the owner kicks without having seen those posts.
+    posts = [member.author(server, Message(channel, f"p{i}"), 10 + i) for i in range(3)]
+    for i in range(5):  # the owner's history grows deeper than the posts
+        owner.author(server, Message(channel, f"o{i}"), 15 + i)
+    kick = owner.author(server, Propose(KickMember(member.identity.public_key, False)), 20)
+
+    worker = StorageWorker(identity("mv/storage"), tmp_path / "store")
+    carried = worker.carry(server, 0)
+    before_kick = [ev for ev in community.managed.order if ev.id != kick.id]
+    # The owner's history, then the posts (stored at their own depth), then the kick that did
+    # not see them and so moves them behind itself.
+    for batch in (before_kick, posts, [kick]):
+        receipt = carried.managed.receive(batch, 40)
+        assert worker.node.store is not None
+        list(worker.node.store(server, receipt.inserted + receipt.moved))
+    live = carried.state
+    assert all(live.rejected.get(p.id) is not None for p in posts)  # after the kick: refused
+    assert receipt.moved, "the kick moved stored posts"
+    worker.close()
+
+    again = StorageWorker(identity("mv/storage"), tmp_path / "store")
+    assert again.start(50) == 1
+    restored = again.node.communities[server]
+    assert state_hash(restored.state) == state_hash(live)
+    again.close()
