@@ -87,8 +87,9 @@ class EventDag:
     def __init__(self, server_id: bytes) -> None:
         self.server_id = server_id
         self.events: dict[bytes, Event] = {}
-        #: id -> causal depth (genesis 0; else 1 + deepest parent)
-        self.nat: dict[bytes, int] = {}
+        #: id -> causal depth (genesis 0; else 1 + deepest parent); computed on first use for
+        #: events restored from a store (only removals and new events ever need it)
+        self.nat: dict[bytes, int] = _CausalDepth(self.events)
         #: id -> effective depth, the order's primary key (see the module docstring)
         self.depth: dict[bytes, int] = {}
         #: subject (peer key or invite id) -> deepest ``nat`` of a removal targeting it
@@ -281,12 +282,16 @@ class EventDag:
             self.relax(list(self.events.values()))
 
     def relax(self, events: list[Event]) -> None:
-        """Recompute effective depths of ``events`` (parents first: sorted by ``nat``)."""
+        """Recompute effective depths of ``events`` (parents first: sorted by ``nat``).
+
+        Effective depths only ever grow (parents only deepen, bounds only rise), so the current
+        value is a lower bound too: events restored from a store need no ``raised`` record.
+        """
         depth, raised = self.depth, self.raised
         for ev in sorted(events, key=lambda e: (self.nat[e.id], e.id)):
             parents = ev.parents
             d = 1 + max(map(depth.__getitem__, parents)) if parents else 0
-            depth[ev.id] = max(d, raised.get(ev.id, 0))
+            depth[ev.id] = max(d, raised.get(ev.id, 0), depth.get(ev.id, 0))
 
     def restore_event(self, ev: Event, depth: int) -> None:
         """Add an event from our own store (no checks); call ``finish_restore`` after the last."""
@@ -299,13 +304,6 @@ class EventDag:
             return
         self.events[ev.id] = ev
         self.depth[ev.id] = depth
-        parents = ev.parents
-        if parents:
-            self.nat[ev.id] = 1 + max(map(self.nat.__getitem__, parents))
-            if depth > 1 + max(map(self.depth.__getitem__, parents)):
-                self.raised[ev.id] = depth  # it was ordered after a removal it did not see
-        else:
-            self.nat[ev.id] = 0
         if ev.kind is Kind.JOIN:
             self.joins.setdefault(ev.payload.invite, []).append(ev.id)
         if ev.kind in REMOVAL_KINDS:
@@ -407,3 +405,28 @@ class _AncestorWalk:
             stack.extend(events[current].parents)
         self._frontier = keep
         return event_id in self._seen
+
+
+class _CausalDepth(dict[bytes, int]):
+    """``nat``: filled by ``add``; for restored events, computed from parents on first use."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: dict[bytes, Event]) -> None:
+        super().__init__()
+        self._events = events
+
+    def __missing__(self, event_id: bytes) -> int:
+        # Iterative: a restored chain can be far deeper than the recursion limit.
+        events = self._events
+        stack = [event_id]
+        while stack:
+            current = stack[-1]
+            parents = events[current].parents
+            pending = [p for p in parents if p not in self]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self[current] = 1 + max(map(self.__getitem__, parents)) if parents else 0
+        return self[event_id]

@@ -50,7 +50,10 @@ class Receipt:
     #: not seen them); a store keyed by order must update them
     moved: list[Event] = field(default_factory=list)
     duplicates: int = 0
+    #: held in the pending buffer until their parents arrive
     buffered: int = 0
+    #: refused by the pending buffer's caps (sync will offer them again)
+    dropped: int = 0
     refused: list[tuple[bytes, InsertError]] = field(default_factory=list)
 
 
@@ -108,8 +111,10 @@ class ManagedDag:
                 receipt.refused.append((ev.id, exc))
                 continue
             if missing:
-                self.pending.add(ev, missing[0], now_ms)
-                receipt.buffered += 1
+                if self.pending.add(ev, missing[0], now_ms):
+                    receipt.buffered += 1
+                else:
+                    receipt.dropped += 1
                 continue
             self._add(ev, now_ms, receipt, forked)
         if receipt.inserted:

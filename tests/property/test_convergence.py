@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from strategies import (
+    REMOVAL_HEAVY,
     START_MS,
     History,
     cached_identity,
@@ -81,7 +83,7 @@ def random_batches(events: list[Event], rng: random.Random) -> list[list[Event]]
     """Split ``events`` into consecutive batches at random cut points."""
     cuts = sorted(rng.sample(range(1, len(events)), rng.randint(0, min(8, len(events) - 1))))
     bounds = [0, *cuts, len(events)]
-    return [events[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [events[a:b] for a, b in pairwise(bounds)]
 
 
 def check_perm_cache(state: ServerState) -> None:
@@ -109,8 +111,9 @@ def replay_in_orders(
 ) -> tuple[set[bytes], ManagedDag]:
     """Deliver ``events`` in ``orders`` random arrival orders; return the state hashes seen.
 
-    Even orders go one event per ``receive``; odd ones in random batches. Every fourth order
-    goes through a ``Community`` of an identity that is not a member. The first order checks
+    Even orders go one event per ``receive``; odd ones in random batches. Every third order
+    also delivers some events twice (networks duplicate). Every fourth order goes through a
+    ``Community`` of an identity that is not a member. The first order checks
     signatures; the rest pass ``verified=True`` (signatures are not what is under test, and
     checking them 100 times over is most of the cost).
     """
@@ -121,6 +124,8 @@ def replay_in_orders(
     managed = ManagedDag(server_id)
     for i in range(orders):
         arrival = list(events)
+        if i % 3 == 2:
+            arrival += rng.sample(arrival, len(arrival) // 10)
         rng.shuffle(arrival)
         batches = random_batches(arrival, rng) if i % 2 else [[ev] for ev in arrival]
         verified = i > 0
@@ -152,6 +157,14 @@ def replay_in_orders(
 @given(history=histories(), seed=SEEDS)
 def test_every_arrival_order_gives_one_state(history: History, seed: int) -> None:
     event(f"events: {len(history.events) // 25 * 25}+")
+    replay_in_orders(history.server_id, history.events, seed)
+
+
+@HISTORY_SETTINGS
+@given(history=histories(actions=REMOVAL_HEAVY), seed=SEEDS)
+def test_every_arrival_order_gives_one_state_with_many_removals(
+    history: History, seed: int
+) -> None:
     replay_in_orders(history.server_id, history.events, seed)
 
 
@@ -465,6 +478,42 @@ def test_small_undo_window_falls_back_to_rebuild(history: History, seed: int) ->
     assert state_hash(roomy.state) == state_hash(managed.state)  # type: ignore[arg-type]
 
 
+# --- restore from the store, then late events ------------------------------------------------
+
+
+@settings(
+    max_examples=examples(15),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(history=histories(), seed=SEEDS, window=st.sampled_from((8, 20_000)))
+def test_restore_then_late_events_equals_fresh(history: History, seed: int, window: int) -> None:
+    """``restore(stored_rows())`` reproduces the live DAG exactly, and late concurrent events
+    received afterwards (removals among them) still give the fresh replay's state and order."""
+    rng = random.Random(seed)
+    arrival = late_first_extension(history.events, rng)
+    split = rng.randint(1, len(arrival) - 1)
+    live = ManagedDag(history.server_id)
+    live.receive(arrival[:split], NOW, verified=True)
+    restored = ManagedDag(history.server_id, undo_window=window)
+    restored.restore(live.stored_rows())
+    assert restored.state is not None
+    assert live.state is not None
+    assert state_hash(restored.state) == state_hash(live.state)
+    assert [ev.id for ev in restored.order] == [ev.id for ev in live.order]
+    assert restored.dag.depth == live.dag.depth
+    assert restored.dag.fork_seq == live.dag.fork_seq
+    late = arrival[split:]
+    rng.shuffle(late)
+    for batch in random_batches(late, rng):
+        restored.receive(batch, NOW, verified=True)
+        live.receive(batch, NOW, verified=True)
+        assert_matches_fresh(restored)
+        assert state_hash(restored.state) == state_hash(live.state)
+    assert len(restored.pending) == 0
+    assert restored.dag.depth == fresh_dag(history.server_id, history.events).depth
+
+
 # --- pending buffer limits --------------------------------------------------------------------
 
 
@@ -507,7 +556,8 @@ def test_pending_is_capped_per_author() -> None:
     managed.receive([_GENESIS], START_MS)
     flood = [orphan("flooder", n) for n in range(MAX_PENDING_PER_AUTHOR + 200)]
     receipt = managed.receive(flood, START_MS)
-    assert not receipt.refused and not receipt.inserted
+    assert not receipt.refused
+    assert not receipt.inserted
     assert len(managed.pending) == MAX_PENDING_PER_AUTHOR
     assert managed.pending.dropped == 200
     assert len(managed.pending.missing_parents()) == MAX_PENDING_PER_AUTHOR
@@ -516,6 +566,16 @@ def test_pending_is_capped_per_author() -> None:
     managed.receive([orphan("bystander", 0)], START_MS)
     assert len(managed.pending) == MAX_PENDING_PER_AUTHOR + 1
     assert_matches_fresh(managed)
+
+
+def test_receipt_does_not_count_refused_buffering_as_buffered() -> None:
+    managed = ManagedDag(SERVER)
+    managed.receive([_GENESIS], START_MS)
+    flood = [orphan("over-cap", n) for n in range(MAX_PENDING_PER_AUTHOR + 3)]
+    receipt = managed.receive(flood, START_MS, verified=True)
+    assert managed.pending.dropped == 3
+    assert receipt.buffered == MAX_PENDING_PER_AUTHOR
+    assert receipt.dropped == 3
 
 
 @pytest.mark.slow
