@@ -230,6 +230,8 @@ class Network:
 
     def _store_hook(self, sn: SimNode) -> Callable[[bytes, list[Event]], Iterable[bytes]]:
         def store(server: bytes, events: list[Event]) -> list[bytes]:
+            # New events, and held ones whose place in the order moved: a row is (re)written
+            # with the event's current depth, so ``restore`` replays the same order.
             depth = sn.node.communities[server].dag.depth
             table = sn.durable.setdefault(server, {})
             for ev in events:

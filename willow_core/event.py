@@ -85,6 +85,10 @@ class Event(NamedTuple):
         return (self.prev, *self.deps)
 
 
+def _is_key(value: object) -> bool:
+    return type(value) is bytes and len(value) == 32
+
+
 def _wire(signable: bytes, sig: bytes) -> bytes:
     size = len(signable)
     if size < 24:
@@ -266,6 +270,17 @@ def sign_event(
     """Build, sign and return an event; raises ``LocalError`` if it would not decode."""
     kind, payload_raw = payload_to_cbor(payload)
     sorted_deps = tuple(sorted(set(deps)))
+    if (
+        not _is_key(author)
+        or not _is_key(prev)
+        or (server is not None and not _is_key(server))
+        or not all(_is_key(d) for d in sorted_deps)
+        or type(seq) is not int
+        or type(ts) is not int
+        or not 0 < seq < _UINT_LIMIT
+        or not 0 <= ts < _UINT_LIMIT
+    ):
+        raise LocalError("invalid event: ids are 32 bytes; seq and ts are unsigned 63-bit")
     try:
         _check_structure(server, seq, prev, sorted_deps, kind)
         # Decode what we encode, so a local event is identical to the same event received.

@@ -9,6 +9,7 @@ Link format: ``willow:join:`` + lowercase base32 (no padding) of the canonical C
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 
 from . import crypto
@@ -24,6 +25,9 @@ _LINK_TAG = "willow/invite/v1"
 MAX_LINK_CHARS = 2048
 MAX_RELAY_HINTS = 4
 MAX_RELAY_URL_CHARS = 200
+#: The prefix, in any case, with line breaks or spaces anywhere inside it (pasted text wraps).
+_PREFIX = re.compile(r"\s*".join(map(re.escape, LINK_PREFIX)), re.IGNORECASE)
+_BODY = re.compile(r"[A-Za-z2-7\s]*")
 
 
 def invite_key(seed: bytes) -> tuple[bytes, bytes]:
@@ -50,14 +54,17 @@ class InviteLink:
 
     @classmethod
     def parse(cls, text: str) -> InviteLink:
-        """Parse a pasted link, tolerating whitespace, case and a URL around it."""
-        text = "".join(text.split())
-        if len(text) > MAX_LINK_CHARS:
+        """Parse a pasted link: any case, line breaks inside it, text before it; the link ends
+        at the first character that is neither base32 nor whitespace (``>``, ``?``, ``,``...)."""
+        if len(text) > 4 * MAX_LINK_CHARS:
             raise DecodeError("invite link too long")
-        at = text.lower().find(LINK_PREFIX)
-        if at < 0:
+        found = _PREFIX.search(text)
+        if found is None:
             raise DecodeError("not a willow invite link")
-        body = text[at + len(LINK_PREFIX) :].upper()
+        run = _BODY.match(text, found.end())
+        body = "".join(run.group(0).split()).upper() if run else ""
+        if len(LINK_PREFIX) + len(body) > MAX_LINK_CHARS:
+            raise DecodeError("invite link too long")
         try:
             raw = base64.b32decode(body + "=" * (-len(body) % 8))
         except ValueError:

@@ -46,6 +46,7 @@ from .sync import (
     answer,
     history_up_to,
     plan_requests,
+    requester_has_more,
     snapshot_chunks,
 )
 from .wire import (
@@ -65,6 +66,9 @@ __all__ = ["Node", "SyncProgress", "MAX_EVENTS_PER_ENVELOPE", "MAX_COMMUNITIES"]
 MAX_EVENTS_PER_ENVELOPE = 256
 #: Communities one node carries (workers bound theirs further).
 MAX_COMMUNITIES = 10_000
+#: After asking a peer back (its request showed heads we lack), wait this long before asking
+#: the same peer again for the same community: its answer is on the way.
+PULL_BACK_MS = 5_000
 
 StoreHook = Callable[[bytes, list[Event]], Iterable[bytes]]
 """``(server_id, new or moved events) -> ids durably stored`` (the storage worker's commit).
@@ -114,6 +118,13 @@ class Node:
         self.extra: dict[MessageKind, Callable[[Envelope, int], None]] = {}
         self._next_request = 1
         self._requests: dict[int, bytes] = {}
+        #: request id -> events received in batches for it (an end-of-history marker counts only
+        #: once the batches it announces are in)
+        self._received: dict[int, int] = {}
+        #: request id -> (sender, events announced, envelope) of a marker still waiting
+        self._done: dict[int, tuple[bytes, int, Envelope]] = {}
+        #: (community, peer) -> when we last asked that peer back
+        self._pulled: dict[tuple[bytes, bytes], int] = {}
         self._snapshots: dict[int, SnapshotAssembler] = {}
         #: remote errors seen (bad envelopes, undecodable events): a health counter
         self.errors = 0
@@ -153,7 +164,10 @@ class Node:
         self._next_request += 1
         self._requests[request_id] = server
         if len(self._requests) > 4096:  # forget the oldest; late answers are just events
-            del self._requests[next(iter(self._requests))]
+            oldest = next(iter(self._requests))
+            del self._requests[oldest]
+            self._received.pop(oldest, None)
+            self._done.pop(oldest, None)
         return request_id
 
     # --- communities ----------------------------------------------------------------------
@@ -267,7 +281,7 @@ class Node:
         if kind is MessageKind.EVENTS:
             self._on_events(env, now_ms)
         elif kind is MessageKind.SYNC_REQUEST:
-            self._on_sync_request(env)
+            self._on_sync_request(env, now_ms)
         elif kind is MessageKind.SYNC_BATCH:
             self._on_batch(SyncBatch.decode(env.body), now_ms)
         elif kind is MessageKind.SYNC_DONE:
@@ -291,8 +305,13 @@ class Node:
                 events.append(decode_event(wire))
             except DecodeError:
                 self.errors += 1
+        held = [ev for ev in events if ev.id in community.dag] if self.store is not None else []
         receipt = community.receive(events, now_ms)
         self.errors += len(receipt.refused)
+        if held:
+            # Re-sent events we already store: the author missed our acknowledgement (it is
+            # what makes an author re-send), so acknowledge again.
+            self._acknowledge(server, held, [ev.id for ev in held])
         if (receipt.inserted or receipt.moved) and self.store is not None:
             # Moved events are stored again so the store keeps the current order.
             stored = list(self.store(server, receipt.inserted + receipt.moved))
@@ -341,14 +360,23 @@ class Node:
     def _reply(self, env: Envelope, kind: MessageKind, body: bytes) -> None:
         self._send(inbox_topic(env.sender), kind, body)
 
-    def _on_sync_request(self, env: Envelope) -> None:
+    def _on_sync_request(self, env: Envelope, now_ms: int) -> None:
         request = SyncRequest.decode(env.body)
         if not self._may_answer(env, request.server):
             return
-        batches, done = answer(self.communities[request.server].dag, request)
+        dag = self.communities[request.server].dag
+        batches, done = answer(dag, request)
         for batch in batches:
             self._reply(env, MessageKind.SYNC_BATCH, batch.encode())
         self._reply(env, MessageKind.SYNC_DONE, done.encode())
+        if requester_has_more(dag, request):
+            # Push-pull: an event only the requester holds (its other copies lost) is found.
+            key = (request.server, env.sender)
+            if now_ms - self._pulled.get(key, -PULL_BACK_MS) >= PULL_BACK_MS:
+                self._pulled[key] = now_ms
+                if len(self._pulled) > 4096:
+                    del self._pulled[next(iter(self._pulled))]
+                self.request_sync(request.server, env.sender)
 
     def _on_batch(self, batch: SyncBatch, now_ms: int) -> None:
         if self._requests.get(batch.request_id) != batch.server:
@@ -358,8 +386,12 @@ class Node:
             return
         progress.batches += 1
         progress.events += len(batch.events)
+        self._received[batch.request_id] = self._received.get(batch.request_id, 0) + len(
+            batch.events
+        )
         self._take(batch.server, batch.events, now_ms)
         self._check_snapshot(batch.server)
+        self._check_done(batch.request_id)
 
     def trusted(self, server: bytes, peer: bytes) -> bool:
         """Whether ``peer`` may vouch for history in ``server`` (SyncProvider or admin)."""
@@ -371,9 +403,24 @@ class Node:
     def _on_done(self, env: Envelope, done: SyncDone) -> None:
         if self._requests.get(done.request_id) != done.server:
             return
-        progress = self.progress.get(done.server)
-        if progress is not None and self.trusted(done.server, env.sender) and verify_envelope(env):
-            progress.complete_from.add(env.sender)
+        self._done[done.request_id] = (env.sender, done.sent, env)
+        self._check_done(done.request_id)
+
+    def _check_done(self, request_id: int) -> None:
+        """Count an end-of-history marker once its batches are in and its sender is trusted."""
+        pending = self._done.get(request_id)
+        server = self._requests.get(request_id)
+        if pending is None or server is None:
+            return
+        sender, sent, env = pending
+        if self._received.get(request_id, 0) < sent:
+            return  # batches still in flight (or lost: the next sync round asks again)
+        progress = self.progress.get(server)
+        if progress is None or not self.communities[server].ready:
+            return
+        del self._done[request_id]
+        if self.trusted(server, sender) and verify_envelope(env):
+            progress.complete_from.add(sender)
 
     def _on_snapshot_request(self, env: Envelope) -> None:
         request = SnapshotRequest.decode(env.body)

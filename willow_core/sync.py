@@ -48,6 +48,7 @@ __all__ = [
     "plan_requests",
     "answer",
     "missing_events",
+    "requester_has_more",
     "snapshot_bytes",
     "snapshot_chunks",
     "heads_of",
@@ -240,6 +241,13 @@ def plan_requests(dag: EventDag, first_request_id: int) -> list[SyncRequest]:
 # --- responder ------------------------------------------------------------------------------
 
 
+def requester_has_more(dag: EventDag, request: SyncRequest) -> bool:
+    """Whether ``request`` shows heads we lack (an author we do not know, or an unknown head):
+    then the responder should ask the requester in turn, so sync is push-pull, not pull-only."""
+    events = dag.events
+    return any(h.id not in events for h in request.heads)
+
+
 def missing_events(dag: EventDag, request: SyncRequest) -> list[Event]:
     """The events of ``dag`` that the requester lacks, in the deterministic order."""
     theirs = {h.author: h for h in request.heads}
@@ -268,7 +276,6 @@ def missing_events(dag: EventDag, request: SyncRequest) -> list[Event]:
             # Their head is unknown yet not newer than ours: they hold a branch we lack, so
             # the author forked; send our whole branch so they can record the fork too.
             start = 1
-        out.extend(events[chain[seq]] for seq in range(start, len(chain) + 1))
         out.extend(events[chain[seq]] for seq in range(start, len(chain) + 1))
     depth = dag.depth
     out.sort(key=lambda ev: (depth[ev.id], ev.id))

@@ -1,11 +1,14 @@
 """Hypothesis strategies for random multi-author community histories with concurrent branches.
 
 A history is built the way real peers build one: an owner founds a community with a channel and
-an open invite, 3-6 other identities join, and then a random program runs in which every step
-picks an author and an action and the author acts *on its own replica* (one ``Community`` per
-identity). Sync steps deliver a random subset of one replica's events to another, in a random
-order, so authors keep acting without having seen each other's latest events: that is what
-creates concurrent branches (and late events for whoever replays the union).
+an open invite, 3-6 other identities join, 0-2 guests wait with empty replicas (they join
+mid-history, often racing for the same limited invite), and then a random program runs in which
+every step picks an author and an action and the author acts *on its own replica* (one
+``Community`` per identity). Sync steps deliver a random subset of one replica's events to
+another, in a random order, so authors keep acting without having seen each other's latest
+events: that is what creates concurrent branches (and late events for whoever replays the
+union). ``REMOVAL_HEAVY`` weights the program towards kicks, demotions and revocations, whose
+unseen concurrent events the DAG orders after them.
 
 Actions a replica's current state refuses raise ``NotPermitted`` and are skipped (nothing is
 signed), exactly as a client would behave. Actions a *later* replay refuses (an author acting on
@@ -55,6 +58,9 @@ from willow_core.kinds import (
     Reaction,
     RemoveReaction,
     RenameChannel,
+    RevokeAdmin,
+    RevokeInvite,
+    RevokePermission,
     SetChannelOverwrite,
     SetPermission,
     SetProfile,
@@ -69,6 +75,8 @@ __all__ = [
     "START_MS",
     "History",
     "histories",
+    "ACTIONS",
+    "REMOVAL_HEAVY",
     "cached_identity",
     "fresh_dag",
     "causal_order",
@@ -118,9 +126,34 @@ ACTIONS: tuple[str, ...] = (
     *("admin_propose",) * 2,
     *("vote",) * 2,
     *("leave",) * 1,
-    "rejoin",
+    *("rejoin",) * 2,
+    "invite",
+    "revoke_invite",
+    "revoke_permission",
     "thread",
     "profile",
+    "broadcast",
+)
+
+#: Weighted towards removals (kicks, demotions, revocations, unassignments, member overwrites,
+#: limited invites and the joins racing for them), which reorder the events they did not see.
+REMOVAL_HEAVY: tuple[str, ...] = (
+    *("message",) * 3,
+    *("sync",) * 4,
+    "react",
+    "grant_permission",
+    *("revoke_permission",) * 2,
+    "role",
+    *("unassign_role",) * 2,
+    *("overwrite",) * 2,
+    *("kick",) * 2,
+    *("grant_admin",) * 2,
+    *("admin_propose",) * 3,
+    *("vote",) * 3,
+    *("rejoin",) * 3,
+    *("invite",) * 2,
+    *("revoke_invite",) * 2,
+    "leave",
     "broadcast",
 )
 
@@ -147,11 +180,14 @@ class History:
 
     server_id: bytes
     owner: Identity
+    #: everyone but the owner: the initial joiners, then the guests
     members: list[Identity]
     replicas: list[Community]
     link: InviteLink
     general: bytes
     events: list[Event] = field(default_factory=list)
+    #: every invite created so far (``link``, the open one, first; later ones are limited)
+    links: list[InviteLink] = field(default_factory=list)
     wall_ms: int = START_MS
     steps: list[str] = field(default_factory=list)
 
@@ -211,6 +247,7 @@ def histories(
     min_events: int = MIN_EVENTS,
     max_events: int = MAX_EVENTS,
     max_steps: int = 400,
+    actions: tuple[str, ...] = ACTIONS,
 ) -> History:
     """A random multi-author history of ``min_events..max_events`` events.
 
@@ -223,6 +260,9 @@ def histories(
     server = genesis.id
     n_members = draw(st.integers(min_members, max_members))
     members = [cached_identity(f"member-{i}") for i in range(n_members)]
+    # Guests start with an empty replica and join mid-history, often through limited invites
+    # (concurrent joins racing for the last use of an invite).
+    guests = [cached_identity(f"guest-{i}") for i in range(draw(st.integers(0, 2)))]
     seed = seed_bytes(f"invite/{server.hex()}")
     history = History(
         server_id=server,
@@ -236,9 +276,11 @@ def histories(
     )
     general = _act(history, owner_replica, CreateChannel("general"))
     invite = _act(history, owner_replica, CreateInvite(invite_key(seed)[0]))
-    assert general is not None and invite is not None
+    assert general is not None
+    assert invite is not None
     history.general = general.id
     history.link = InviteLink(server, invite.id, seed)
+    history.links.append(history.link)
     for ident in members:
         replica = Community(ident, server)
         # Joiners start from the owner's view at the time they got the link.
@@ -246,6 +288,8 @@ def histories(
         history.wall_ms += draw(st.integers(0, 50))
         history.events.append(replica.join(history.link, history.wall_ms))
         history.replicas.append(replica)
+    history.members += guests
+    history.replicas += [Community(ident, server) for ident in guests]
 
     # Draw the size, then act until it is reached: sizes spread over the whole range.
     target = draw(st.integers(min_events, max_events - 2))
@@ -253,10 +297,12 @@ def histories(
     while len(history.events) < target:
         step += 1
         history.wall_ms += draw(st.integers(0, 2_000))
-        action = draw(st.sampled_from(ACTIONS))
+        action = draw(st.sampled_from(actions))
         who = draw(st.integers(0, len(history.replicas) - 1))
-        if step > max_steps:  # topping up: always permitted for anyone
-            action = "mute"
+        if step > max_steps:  # topping up: always permitted for anyone (the owner is ready)
+            action, who = "mute", 0
+        if not history.replicas[who].ready:  # a guest without the history yet
+            action = "sync"
         history.steps.append(f"{who}:{action}")
         _STEP[action](draw, history, history.replicas[who])
 
@@ -433,7 +479,8 @@ def _step_kick(draw: st.DrawFn, h: History, r: Community) -> None:
     owner_replica = h.replicas[0]
     peer = _pick(draw, _others(h, owner_replica))
     if peer is not None:
-        _act(h, owner_replica, Propose(KickMember(peer, draw(st.booleans()))))
+        ban = draw(st.integers(0, 3)) == 0
+        _act(h, owner_replica, Propose(KickMember(peer, ban)))
 
 
 def _step_grant_admin(draw: st.DrawFn, h: History, r: Community) -> None:
@@ -445,17 +492,21 @@ def _step_grant_admin(draw: st.DrawFn, h: History, r: Community) -> None:
 
 def _admin_replicas(h: History) -> list[Community]:
     """Replicas whose own view says they are admins (governance steps pick among these)."""
-    return [r for r in h.replicas if r.identity.public_key in r.state.admins]
+    return [r for r in h.replicas if r.ready and r.identity.public_key in r.state.admins]
 
 
 def _step_admin_propose(draw: st.DrawFn, h: History, r: Community) -> None:
-    """A non-owner admin proposes a kick or a new admin; with 2+ admins it waits for votes."""
+    """A non-owner admin proposes a kick, a new admin or a demotion; with 2+ admins it waits
+    for votes."""
     admins = [a for a in _admin_replicas(h) if a is not h.replicas[0]]
     proposer = _pick(draw, admins) or r
+    if not proposer.ready:
+        return
     peer = _pick(draw, _others(h, proposer))
     if peer is None:
         return
-    action = KickMember(peer, False) if draw(st.booleans()) else GrantAdmin(peer)
+    kind = draw(st.integers(0, 2))
+    action = (KickMember(peer, False), GrantAdmin(peer), RevokeAdmin(peer))[kind]
     _act(h, proposer, Propose(action))
 
 
@@ -473,13 +524,47 @@ def _step_leave(draw: st.DrawFn, h: History, r: Community) -> None:
 
 
 def _step_rejoin(draw: st.DrawFn, h: History, r: Community) -> None:
+    """Join (again) with any invite this replica knows: the open one or a limited one."""
     if r.identity.public_key in r.state.members:
         return
+    known = [link for link in h.links if link.invite in r.dag]
+    # Half the time the newest invite: guests then race for the same limited one.
+    newest: bool = draw(st.booleans())
+    link: InviteLink | None
+    if known and newest:
+        link = known[-1]
+    else:
+        link = _pick(draw, known)
+    if link is None:
+        return
     try:
-        ev = r.join(h.link, h.wall_ms)
+        ev = r.join(link, h.wall_ms)
     except NotPermitted:
         return
     h.events.append(ev)
+
+
+def _step_invite(draw: st.DrawFn, h: History, r: Community) -> None:
+    """A limited invite: 1-2 uses, sometimes expiring soon."""
+    seed = seed_bytes(f"invite/{h.server_id.hex()}/{len(h.links)}")
+    expires = h.wall_ms + draw(st.integers(1, 20_000)) if draw(st.booleans()) else 0
+    ev = _act(h, r, CreateInvite(invite_key(seed)[0], draw(st.integers(1, 2)), expires))
+    if ev is not None:
+        h.links.append(InviteLink(h.server_id, ev.id, seed))
+
+
+def _step_revoke_invite(draw: st.DrawFn, h: History, r: Community) -> None:
+    live = sorted(i.id for i in r.state.invites.values() if not i.revoked)
+    invite = _pick(draw, live)
+    if invite is not None:
+        _act(h, r, RevokeInvite(invite))
+
+
+def _step_revoke_permission(draw: st.DrawFn, h: History, r: Community) -> None:
+    grants = sorted((peer, p) for peer, ps in r.state.peer_permissions.items() for p in ps)
+    choice = _pick(draw, grants)
+    if choice is not None:
+        _act(h, r, RevokePermission(*choice))
 
 
 def _step_thread(draw: st.DrawFn, h: History, r: Community) -> None:
@@ -551,12 +636,15 @@ _STEP: dict[str, Callable[[st.DrawFn, History, Community], None]] = {
     "vote": _step_vote,
     "leave": _step_leave,
     "rejoin": _step_rejoin,
+    "invite": _step_invite,
+    "revoke_invite": _step_revoke_invite,
+    "revoke_permission": _step_revoke_permission,
     "thread": _step_thread,
     "profile": _step_profile,
     "mute": _step_mute,
     "broadcast": _step_broadcast,
 }
-assert set(ACTIONS) <= set(_STEP)
+assert set(ACTIONS) | set(REMOVAL_HEAVY) <= set(_STEP)
 
 
 # --- helpers for tests over a finished history ------------------------------------------------
