@@ -47,6 +47,10 @@ from .kinds import (
     Vote,
 )
 
+# Enum members as module constants: reading ``Kind.X`` is a class lookup on every call.
+_CREATE_SERVER, _VOTE, _JOIN = Kind.CREATE_SERVER, Kind.VOTE, Kind.JOIN
+_PROPOSE, _CREATE_INVITE = Kind.PROPOSE, Kind.CREATE_INVITE
+
 __all__ = [
     "EventDag",
     "ForkProof",
@@ -125,7 +129,7 @@ class EventDag:
         Raises:
             InsertError: ``ev`` breaks a rule and must be dropped.
         """
-        if ev.kind is Kind.CREATE_SERVER:
+        if ev.kind is _CREATE_SERVER:
             if ev.id != self.server_id:
                 raise InsertError("wrong-server", "genesis of another community")
         elif ev.server != self.server_id:
@@ -150,26 +154,26 @@ class EventDag:
             prev = events[ev.prev]
             if prev.author != ev.author or prev.seq != ev.seq - 1:
                 raise InsertError("bad-prev", "prev is not the author's previous event")
-        if ev.kind is Kind.VOTE or ev.kind is Kind.JOIN:
+        if ev.kind is _VOTE or ev.kind is _JOIN:
             self._check_references(ev)
         return []
 
     def _check_references(self, ev: Event) -> None:
         events = self.events
         payload = ev.payload
-        if ev.kind is Kind.VOTE:
+        if ev.kind is _VOTE:
             assert isinstance(payload, Vote)
             target = events.get(payload.proposal)
             if payload.proposal not in ev.parents or target is None:
                 raise InsertError("vote-without-proposal", "a vote must depend on its proposal")
-            if target.kind is not Kind.PROPOSE:
+            if target.kind is not _PROPOSE:
                 raise InsertError("vote-without-proposal", "vote target is not a proposal")
-        elif ev.kind is Kind.JOIN:
+        elif ev.kind is _JOIN:
             assert isinstance(payload, Join)
             invite = events.get(payload.invite)
             if payload.invite not in ev.parents or invite is None:
                 raise InsertError("join-without-invite", "a join must depend on its invite")
-            if invite.kind is not Kind.CREATE_INVITE:
+            if invite.kind is not _CREATE_INVITE:
                 raise InsertError("join-without-invite", "join target is not an invite")
             assert isinstance(invite.payload, CreateInvite)
             message = join_proof_message(self.server_id, invite.id, ev.author)
@@ -188,15 +192,18 @@ class EventDag:
             depth = 1 + max(map(self.depth.__getitem__, parents))
         else:
             self.nat[ev.id] = depth = 0
-        floor = self._floor_of(ev)
-        if floor >= 0:
-            self.raised[ev.id] = floor + 1
-            depth = max(depth, floor + 1)
+        if self.floor:
+            floor = self._floor_of(ev)
+            if floor >= 0:
+                self.raised[ev.id] = floor + 1
+                depth = max(depth, floor + 1)
         self.depth[ev.id] = depth
-        if ev.kind is Kind.JOIN:
+        kind = ev.kind
+        if kind is _JOIN:
             self.joins.setdefault(ev.payload.invite, []).append(ev.id)
-        for target in removal_targets(ev, self.events):
-            self.floor[target] = max(self.floor.get(target, -1), self.nat[ev.id])
+        if kind in REMOVAL_KINDS:
+            for target in removal_targets(ev, self.events):
+                self.floor[target] = max(self.floor.get(target, -1), self.nat[ev.id])
         author = ev.author
         chain = self.chains.get(author)
         if chain is None:
@@ -224,7 +231,7 @@ class EventDag:
         if not floors:
             return -1
         floor = floors.get(ev.author, -1)
-        if ev.kind is Kind.JOIN:
+        if ev.kind is _JOIN:
             floor = max(floor, floors.get(ev.payload.invite, -1))
         return floor
 
@@ -304,7 +311,7 @@ class EventDag:
             return
         self.events[ev.id] = ev
         self.depth[ev.id] = depth
-        if ev.kind is Kind.JOIN:
+        if ev.kind is _JOIN:
             self.joins.setdefault(ev.payload.invite, []).append(ev.id)
         if ev.kind in REMOVAL_KINDS:
             for target in removal_targets(ev, self.events):

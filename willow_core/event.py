@@ -51,8 +51,14 @@ _FIELDS = 9
 _UINT_LIMIT = 2**63
 #: array head + tag text + author + prev, the parts of every event with a fixed length
 _FIXED_LENGTH = 1 + canonical_length(EVENT_TAG) + 34 + 34
-_HEAD_LENGTH = canonical_length  # an unsigned int's encoding is exactly its head
 
+
+def _HEAD_LENGTH(n: int) -> int:
+    """An unsigned integer's canonical encoding is exactly its head."""
+    return 1 if n < 24 else 2 if n < 256 else 3 if n < 65536 else 5 if n < 4294967296 else 9
+
+
+_GENESIS_KIND = Kind.CREATE_SERVER  # enum members read as module constants: a class lookup
 _sha256 = hashlib.sha256
 _new = tuple.__new__
 
@@ -71,18 +77,14 @@ class Event(NamedTuple):
     payload: Any
     signable: bytes
     sig: bytes
+    #: every event this one names: ``prev`` (unless it is the zero id) and ``deps``; derived
+    #: once here because insert, ordering and walks all read it
+    parents: tuple[bytes, ...] = ()
 
     @property
     def wire(self) -> bytes:
         """The bytes that travel and are stored: ``[signable, signature]``."""
         return _wire(self.signable, self.sig)
-
-    @property
-    def parents(self) -> tuple[bytes, ...]:
-        """Every event this one names: ``prev`` (when not the zero id) and ``deps``."""
-        if self.seq == 1:
-            return self.deps
-        return (self.prev, *self.deps)
 
 
 def _is_key(value: object) -> bool:
@@ -123,7 +125,7 @@ def _check_structure(
         raise DecodeError("prev is the zero id exactly when seq is 1")
     if prev in deps:
         raise DecodeError("prev must not repeat in deps")
-    if kind is Kind.CREATE_SERVER:
+    if kind is _GENESIS_KIND:
         if server is not None or seq != 1 or deps:
             raise DecodeError("genesis has no server id, seq 1 and no deps")
     else:
@@ -223,7 +225,7 @@ def decode_event(wire: bytes) -> Event:
     return _new(
         Event,
         (_sha256(signable).digest(), server, author, seq, prev, deps_t, ts, kind, payload,
-         signable, sig),
+         signable, sig, deps_t if seq == 1 else (prev, *deps_t)),
     )
 
 
@@ -235,6 +237,7 @@ def decode_stored(event_id: bytes, signable: bytes, sig: bytes) -> Event:
     """
     _, server, author, seq, prev, deps, ts, kind_value, payload_raw = cbor2.loads(signable)
     kind = _KIND_BY_VALUE[kind_value]
+    deps_t = tuple(deps)
     return _new(
         Event,
         (
@@ -243,12 +246,13 @@ def decode_stored(event_id: bytes, signable: bytes, sig: bytes) -> Event:
             author,
             seq,
             prev,
-            tuple(deps),
+            deps_t,
             ts,
             kind,
             _TRUSTED[kind](payload_raw),
             signable,
             sig,
+            deps_t if seq == 1 else (prev, *deps_t),
         ),
     )
 
@@ -305,6 +309,7 @@ def sign_event(
         payload,
         signable,
         sig,
+        sorted_deps if seq == 1 else (prev, *sorted_deps),
     )
 
 

@@ -101,8 +101,10 @@ class ManagedDag:
         receipt = Receipt()
         forked: set[bytes] = set()
         dag = self.dag
+        held = dag.events
+        waiting = self.pending.held
         for ev in events:
-            if ev.id in dag.events or ev.id in self.pending:
+            if ev.id in held or ev.id in waiting:
                 receipt.duplicates += 1
                 continue
             try:
@@ -122,8 +124,13 @@ class ManagedDag:
         return receipt
 
     def _add(self, ev: Event, now_ms: int, receipt: Receipt, forked: set[bytes]) -> None:
-        stack = [ev]
         dag = self.dag
+        if not self.pending.held:  # the common case: nothing is waiting for any event
+            if dag.add(ev):
+                forked.add(ev.author)
+            receipt.inserted.append(ev)
+            return
+        stack = [ev]
         while stack:
             current = stack.pop()
             if dag.add(current):

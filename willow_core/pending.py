@@ -31,10 +31,12 @@ MAX_PENDING_AGE_MS = 3_600_000
 class PendingBuffer:
     """Events keyed by one missing parent; insertion-ordered so the oldest go first."""
 
-    __slots__ = ("_entries", "_waiting", "_per_author", "_bytes", "dropped")
+    __slots__ = ("_entries", "held", "_waiting", "_per_author", "_bytes", "dropped")
 
     def __init__(self) -> None:
         self._entries: dict[bytes, tuple[Event, bytes, int]] = {}
+        #: the held events by id (read-only view for hot paths: ``in`` and truth are C-level)
+        self.held = self._entries
         self._waiting: dict[bytes, list[bytes]] = {}
         self._per_author: dict[bytes, int] = {}
         self._bytes = 0

@@ -25,6 +25,7 @@ receiver shows it *unverified* and verifies it by replaying the full history in 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from hashlib import sha256
 from typing import NamedTuple
 
 from .dag import EventDag
@@ -32,7 +33,7 @@ from .encoding import decode, encode
 from .errors import DecodeError
 from .event import Event
 from .managed import ManagedDag
-from .state import ServerState, state_from_obj, state_hash
+from .state import ServerState, state_from_obj
 
 __all__ = [
     "MAX_HEADS",
@@ -310,7 +311,9 @@ def snapshot_bytes(managed: ManagedDag) -> bytes:
     if state is None:
         raise DecodeError("nothing to snapshot yet")
     heads = [[h.author, h.seq, h.id] for h in _heads(managed.dag)]
-    return encode(["willow/snapshot/v1", state.to_obj(), state_hash(state), heads])
+    # The state travels as its canonical bytes, so its hash is one SHA-256 on each side.
+    state_bytes = encode(state.to_obj())
+    return encode(["willow/snapshot/v1", state_bytes, sha256(state_bytes).digest(), heads])
 
 
 def snapshot_chunks(managed: ManagedDag, request_id: int) -> list[SnapshotChunk]:
@@ -352,15 +355,28 @@ class SnapshotAssembler:
             raise DecodeError("snapshot incomplete")
         blob = b"".join(self._parts[i] for i in range(self._total))
         value = decode(blob, max_bytes=MAX_SNAPSHOT_BYTES)
-        if type(value) is not list or len(value) != 4 or value[0] != "willow/snapshot/v1":
+        if (
+            type(value) is not list
+            or len(value) != 4
+            or value[0] != "willow/snapshot/v1"
+            or type(value[1]) is not bytes
+            or type(value[3]) is not list
+        ):
             raise DecodeError("malformed snapshot")
-        state = state_from_obj(value[1])
+        claimed = value[2]
+        if sha256(value[1]).digest() != claimed:
+            raise DecodeError("snapshot does not match its own hash")
+        # The claim is the hash of these canonical bytes; the state shown is built from them and
+        # stays unverified until the history it claims replays to a state with this same hash
+        # (``state_hash`` is SHA-256 of exactly such bytes), at which point the replayed state
+        # replaces it.
+        state = state_from_obj(decode(value[1], max_bytes=MAX_SNAPSHOT_BYTES))
         if state.server_id != self.server:
             raise DecodeError("snapshot of another community")
-        claimed = value[2]
-        if state_hash(state) != claimed:
-            raise DecodeError("snapshot does not match its own hash")
-        heads = tuple(Head(a, s, i) for a, s, i in value[3])
+        try:
+            heads = tuple(Head(a, s, i) for a, s, i in value[3])
+        except (TypeError, ValueError):
+            raise DecodeError("malformed snapshot heads") from None
         return state, claimed, heads
 
 

@@ -697,4 +697,5 @@ def fake_event(n: int, author: int) -> Event:
         MuteGrove(True),
         signable,
         bytes(64),
+        (bytes(32),),
     )
