@@ -214,10 +214,11 @@ class ManagedDag:
         order, keys, journals = self.order, self.keys, self._undo
         depth = self.dag.depth
         forks = self.dag.fork_seq.get
+        j = Journal()
         for ev in suffix:
             order.append(ev)
             keys.append((depth[ev.id], ev.id))
-            j = Journal()
+            j.entries = []
             apply_event(state, ev, j, forks(ev.author))
             journals.append(j.entries)
         excess = len(journals) - self.undo_window
@@ -232,7 +233,8 @@ class ManagedDag:
         self.rebuilds += 1
         order = topological_order(self.dag.events.values(), self.dag.depth)
         state = new_state(order[0])
-        cut = max(0, len(order) - self.undo_window)
+        # As in ``restore``: journal a short tail; the window refills as new events apply.
+        cut = max(0, len(order) - min(self.undo_window, RESTORE_JOURNAL))
         fold(state, order[:cut], self.dag.fork_seq, Unrecorded())
         depth = self.dag.depth
         self.state = state
