@@ -3,9 +3,8 @@
 **The inbox rule.** Topics carry a type byte (``willow_core.wire``): a connection may subscribe
 to any community topic and to exactly one inbox, its own key's (``inbox_topic(key)``); any
 other inbox, and any unknown topic type, is refused with ERROR ``FORBIDDEN_TOPIC``. Publishing
-*to* any inbox is allowed: that is how sync answers and direct messages reach a key. (The relay
-still remembers recently authenticated keys' inboxes: that bookkeeping is what removes a
-subscription made before its owner connected, which the type byte now makes impossible.)
+*to* any inbox is allowed: that is how sync answers and direct messages reach a key.
+The relay needs no memory of keys for this: the topic says what it is.
 
 **Publish budgets.** Each key has two token buckets (envelopes and bytes per second) shared by
 all of its connections, so opening more connections does not buy more budget. A bucket is kept
@@ -14,8 +13,6 @@ nothing, so reconnecting never resets a spent budget.
 """
 
 from __future__ import annotations
-
-from collections import OrderedDict
 
 from willow_core.wire import COMMUNITY_TOPIC, INBOX_TOPIC, inbox_topic
 
@@ -52,13 +49,9 @@ class Access:
     def __init__(self, limits: Limits, relay_key: bytes) -> None:
         self.limits = limits
         self._live: dict[bytes, int] = {}
-        #: inbox topic -> owning key, least recently authenticated first
-        self._inboxes: OrderedDict[bytes, bytes] = OrderedDict()
         self._budgets: dict[bytes, KeyBudget] = {}
         #: keys without connections whose budget is still refilling, oldest first
         self._draining: dict[bytes, None] = {}
-        self._relay_key = relay_key
-        self._learn(relay_key)  # nobody may listen on the relay's own inbox
 
     def connections(self, key: bytes) -> int:
         return self._live.get(key, 0)
@@ -69,7 +62,6 @@ class Access:
         if count >= self.limits.max_connections_per_key:
             return False
         self._live[key] = count + 1
-        self._learn(key)
         self._draining.pop(key, None)
         if key not in self._budgets:
             self._budgets[key] = KeyBudget(self.limits, now)
@@ -91,10 +83,6 @@ class Access:
     def budget(self, key: bytes) -> KeyBudget:
         return self._budgets[key]
 
-    def inbox_owner(self, topic: bytes) -> bytes | None:
-        """The key whose inbox ``topic`` is, if that key has authenticated here."""
-        return self._inboxes.get(topic)
-
     def may_subscribe(self, key: bytes, topic: bytes) -> bool:
         """Community topics: anyone. Inbox topics (type byte ``INBOX_TOPIC``): only the owner."""
         if topic[:1] == bytes([INBOX_TOPIC]):
@@ -102,27 +90,8 @@ class Access:
         return topic[:1] == bytes([COMMUNITY_TOPIC])
 
     @property
-    def known_keys(self) -> int:
-        return len(self._inboxes)
-
-    @property
     def tracked_budgets(self) -> int:
         return len(self._budgets)
-
-    def _learn(self, key: bytes) -> None:
-        topic = inbox_topic(key)
-        self._inboxes[topic] = key
-        self._inboxes.move_to_end(topic)
-        # Forget the least recently seen keys beyond the bound, never the relay's or one with a
-        # live connection (those are at most max_connections + 1 <= known_inboxes entries).
-        for _ in range(len(self._inboxes)):
-            if len(self._inboxes) <= self.limits.known_inboxes:
-                break
-            old_topic, old_key = next(iter(self._inboxes.items()))
-            if old_key in self._live or old_key == self._relay_key:
-                self._inboxes.move_to_end(old_topic)
-            else:
-                del self._inboxes[old_topic]
 
     def _sweep(self, now: float) -> None:
         """Forget refilled budgets of departed keys (oldest first), and any beyond the bound."""

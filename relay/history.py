@@ -19,23 +19,13 @@ from typing import NamedTuple
 
 from willow_core.encoding import decode, encode
 from willow_core.errors import DecodeError
+from willow_core.sync import is_id, is_uint
 from willow_core.wire import MAX_BODY_BYTES
 
 __all__ = ["HistoryRequest", "HistoryPage", "Cursor"]
 
 Cursor = tuple[int, bytes]
 """``(depth, id)``: a page holds events strictly older than this."""
-
-_UINT = 2**63
-
-
-def _is_id(value: object) -> bool:
-    return type(value) is bytes and len(value) == 32
-
-
-def _is_uint(value: object) -> bool:
-    return type(value) is int and 0 <= value < _UINT
-
 
 class HistoryRequest(NamedTuple):
     request_id: int
@@ -53,11 +43,11 @@ class HistoryRequest(NamedTuple):
         if (
             type(v) is not list
             or len(v) != 5
-            or not _is_uint(v[0])
-            or not _is_id(v[1])
-            or not (v[2] is None or _is_uint(v[2]))
-            or not (v[3] is None or _is_id(v[3]))
-            or not _is_uint(v[4])
+            or not is_uint(v[0])
+            or not is_id(v[1])
+            or not (v[2] is None or is_uint(v[2]))
+            or not (v[3] is None or is_id(v[3]))
+            or not is_uint(v[4])
         ):
             raise DecodeError("malformed history request")
         if v[2] is None and v[3] is not None:
@@ -84,8 +74,8 @@ class HistoryPage(NamedTuple):
         if (
             type(v) is not list
             or len(v) != 5
-            or not _is_uint(v[0])
-            or not _is_id(v[1])
+            or not is_uint(v[0])
+            or not is_id(v[1])
             or type(v[2]) is not list
             or not all(type(w) is bytes for w in v[2])
             or type(v[3]) is not bool
@@ -95,8 +85,8 @@ class HistoryPage(NamedTuple):
         if cursor is not None and (
             type(cursor) is not list
             or len(cursor) != 2
-            or not _is_uint(cursor[0])
-            or not _is_id(cursor[1])
+            or not is_uint(cursor[0])
+            or not is_id(cursor[1])
         ):
             raise DecodeError("malformed history cursor")
         next_cursor = None if cursor is None else (cursor[0], cursor[1])

@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable
 
 from willow_core.identity import Identity
-from willow_core.wire import inbox_topic
 
 from .access import Access
 from .bus import Bus
@@ -58,14 +57,6 @@ class Hub:
 
     def count_error(self, code: ErrorCode) -> None:
         self.errors[code] += 1
-
-    def evict_from_inbox(self, key: bytes) -> None:
-        """``key`` proved itself: nobody else keeps a subscription to its inbox."""
-        topic = inbox_topic(key)
-        for member in self.bus.members_of(topic):
-            if member.key != key:
-                self.bus.unsubscribe(member, [topic])
-                member.reject(ErrorCode.FORBIDDEN_TOPIC, "removed: that inbox's key connected")
 
     def buffered_bytes(self) -> int:
         """Bytes waiting in every connection's outgoing buffer (the slow-consumer meter)."""

@@ -205,7 +205,6 @@ class Session:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        hub.evict_from_inbox(key)
         self.link.send(ready_frame())
 
     def _subscribe(self, topics: Sequence[bytes]) -> None:

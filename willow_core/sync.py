@@ -53,6 +53,9 @@ __all__ = [
     "snapshot_bytes",
     "snapshot_chunks",
     "heads_of",
+    "is_id",
+    "is_uint",
+    "is_opt_id",
     "history_up_to",
     "SnapshotAssembler",
 ]
@@ -73,16 +76,16 @@ class Head(NamedTuple):
     id: bytes
 
 
-def _is_id(value: object) -> bool:
+def is_id(value: object) -> bool:
     return type(value) is bytes and len(value) == 32
 
 
-def _is_uint(value: object) -> bool:
+def is_uint(value: object) -> bool:
     return type(value) is int and 0 <= value < 2**63
 
 
-def _opt_id(value: object) -> bool:
-    return value is None or _is_id(value)
+def is_opt_id(value: object) -> bool:
+    return value is None or is_id(value)
 
 
 class SyncRequest(NamedTuple):
@@ -102,20 +105,20 @@ class SyncRequest(NamedTuple):
         if (
             type(v) is not list
             or len(v) != 5
-            or not _is_uint(v[0])
-            or not _is_id(v[1])
+            or not is_uint(v[0])
+            or not is_id(v[1])
             or type(v[2]) is not list
-            or not _opt_id(v[3])
-            or not _opt_id(v[4])
+            or not is_opt_id(v[3])
+            or not is_opt_id(v[4])
         ):
             raise DecodeError("malformed sync request")
         if len(v[2]) > MAX_HEADS:
             raise DecodeError(f"heads summary over {MAX_HEADS} authors")
         heads = []
         for h in v[2]:
-            if type(h) is not list or len(h) != 3 or not _is_id(h[0]) or not _is_uint(h[1]):
+            if type(h) is not list or len(h) != 3 or not is_id(h[0]) or not is_uint(h[1]):
                 raise DecodeError("malformed head")
-            if not _is_id(h[2]):
+            if not is_id(h[2]):
                 raise DecodeError("malformed head")
             heads.append(Head(h[0], h[1], h[2]))
         authors = [h.author for h in heads]
@@ -142,8 +145,8 @@ class SyncBatch(NamedTuple):
         if (
             type(v) is not list
             or len(v) != 4
-            or not _is_uint(v[0])
-            or not _is_id(v[1])
+            or not is_uint(v[0])
+            or not is_id(v[1])
             or type(v[2]) is not list
             or not all(type(w) is bytes for w in v[2])
             or type(v[3]) is not bool
@@ -165,9 +168,9 @@ class SyncDone(NamedTuple):
     @classmethod
     def decode(cls, body: bytes) -> SyncDone:
         v = decode(body, max_bytes=_MAX_BODY)
-        if type(v) is not list or len(v) != 3 or not _is_uint(v[0]) or not _is_id(v[1]):
+        if type(v) is not list or len(v) != 3 or not is_uint(v[0]) or not is_id(v[1]):
             raise DecodeError("malformed sync done")
-        if not _is_uint(v[2]):
+        if not is_uint(v[2]):
             raise DecodeError("malformed sync done")
         return cls(v[0], v[1], v[2])
 
@@ -182,7 +185,7 @@ class SnapshotRequest(NamedTuple):
     @classmethod
     def decode(cls, body: bytes) -> SnapshotRequest:
         v = decode(body, max_bytes=_MAX_BODY)
-        if type(v) is not list or len(v) != 2 or not _is_uint(v[0]) or not _is_id(v[1]):
+        if type(v) is not list or len(v) != 2 or not is_uint(v[0]) or not is_id(v[1]):
             raise DecodeError("malformed snapshot request")
         return cls(v[0], v[1])
 
@@ -203,10 +206,10 @@ class SnapshotChunk(NamedTuple):
         if (
             type(v) is not list
             or len(v) != 5
-            or not _is_uint(v[0])
-            or not _is_id(v[1])
-            or not _is_uint(v[2])
-            or not _is_uint(v[3])
+            or not is_uint(v[0])
+            or not is_id(v[1])
+            or not is_uint(v[2])
+            or not is_uint(v[3])
             or type(v[4]) is not bytes
             or not v[2] < v[3] <= MAX_SNAPSHOT_BYTES // SNAPSHOT_CHUNK_BYTES + 1
         ):
