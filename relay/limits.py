@@ -81,8 +81,8 @@ CLOSE_GRACE_S = 2
 #: WebSocket keepalive: an idle peer is pinged this often and dropped if no pong comes back
 #: within the same time, so dead connections (a closed laptop lid) free their slot and buffers.
 KEEPALIVE_S = 20
-#: Inbox topics of keys that authenticated here, remembered for the inbox rule (relay.access);
-#: keys with live connections are always kept. About 100 bytes each.
+#: Departed keys whose publish budgets are still refilling (relay.access); beyond this the
+#: oldest are forgotten. About 100 bytes each.
 KNOWN_INBOXES = 100_000
 
 
