@@ -14,8 +14,12 @@ is the one it then connects to (``verify_capabilities``). The document holds no 
 the signature is deterministic, so the response (and its ``ETag``, a hash of the body) is stable
 for as long as the relay's key, ports and limits are.
 
-``GET /healthz`` returns ``{"status": "ok", ...counters}``. With a ``static_dir`` (dev mode) every
-other path serves files from that directory, ``/`` serving ``index.html``. Access logging is off:
+``GET /healthz`` returns ``{"status": "ok", ...counters}``. With a ``static_dir`` (the web app
+built by ``build.py``) every other path serves files from that directory, ``/`` serving
+``index.html``, with the content types browsers insist on (module scripts as JavaScript, wasm
+as ``application/wasm``) and caching to match how the site is built: assets whose path carries
+a content hash never change, so they are cacheable for a year; everything else (the HTML pages)
+is revalidated on every load, so a rebuilt site is picked up at once. Access logging is off:
 the relay keeps no record of who fetched what.
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +61,24 @@ CACHE_SECONDS = 300
 SOFTWARE = "willow-relay/0.1.0"
 #: What this relay does beyond forwarding (the enabled transports are appended by name).
 FEATURES = ("pubsub", "inbox-rule", "envelope-verification")
+
+#: Content types of the web app's files, by suffix (guesses differ between systems).
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".wasm": "application/wasm",
+    ".whl": "application/octet-stream",
+    ".zip": "application/zip",
+}
+#: build.py names every asset by content: 16 hex digits as a directory or a file-name part.
+HASHED_ASSET = re.compile(r"(?:^|[/.])[0-9a-f]{16}[/.]")
+#: A hashed asset's bytes never change under its name: cache it for a year, never revalidate.
+IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
+#: Everything else (index.html) may change with a rebuild: revalidate on every use.
+REVALIDATE_CACHE = "no-cache"
 
 JsonObject = dict[str, Any]
 
@@ -154,4 +177,18 @@ def make_app(
 
         app.router.add_get("/", home)
         app.router.add_static("/", root, show_index=False, follow_symlinks=False)
+        app.on_response_prepare.append(_static_headers)
     return app
+
+
+async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Content type and caching for files of the static tree (only they are FileResponses)."""
+    if not isinstance(response, web.FileResponse):
+        return
+    path = request.path
+    name = path.rsplit("/", 1)[-1] or "index.html"
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if suffix in STATIC_TYPES:
+        response.headers["Content-Type"] = STATIC_TYPES[suffix]
+    hashed = HASHED_ASSET.search(path) is not None
+    response.headers["Cache-Control"] = IMMUTABLE_CACHE if hashed else REVALIDATE_CACHE
