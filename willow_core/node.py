@@ -60,7 +60,7 @@ from .wire import (
     verify_envelope,
 )
 
-__all__ = ["Node", "SyncProgress", "MAX_EVENTS_PER_ENVELOPE", "MAX_COMMUNITIES"]
+__all__ = ["Node", "SyncProgress", "ReceiptHook", "MAX_EVENTS_PER_ENVELOPE", "MAX_COMMUNITIES"]
 
 #: Events in one live EVENTS envelope (a burst is split across envelopes).
 MAX_EVENTS_PER_ENVELOPE = 256
@@ -69,6 +69,10 @@ MAX_COMMUNITIES = 10_000
 #: After asking a peer back (its request showed heads we lack), wait this long before asking
 #: the same peer again for the same community: its answer is on the way.
 PULL_BACK_MS = 5_000
+
+ReceiptHook = Callable[[bytes, Receipt], None]
+"""``(server_id, receipt)`` after every batch of received events: how a client shell learns what
+to persist and redraw (inserted and moved events) without acknowledging anything."""
 
 StoreHook = Callable[[bytes, list[Event]], Iterable[bytes]]
 """``(server_id, new or moved events) -> ids durably stored`` (the storage worker's commit).
@@ -102,11 +106,13 @@ class Node:
         *,
         serves: bool = False,
         store: StoreHook | None = None,
+        observe: ReceiptHook | None = None,
         max_communities: int = MAX_COMMUNITIES,
     ) -> None:
         self.identity = identity
         self.serves = serves
         self.store = store
+        self.observe = observe
         self.max_communities = max_communities
         self.communities: dict[bytes, Community] = {}
         self.progress: dict[bytes, SyncProgress] = {}
@@ -308,6 +314,8 @@ class Node:
         held = [ev for ev in events if ev.id in community.dag] if self.store is not None else []
         receipt = community.receive(events, now_ms)
         self.errors += len(receipt.refused)
+        if self.observe is not None:
+            self.observe(server, receipt)
         if held:
             # Re-sent events we already store: the author missed our acknowledgement (it is
             # what makes an author re-send), so acknowledge again.

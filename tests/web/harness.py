@@ -1,0 +1,110 @@
+"""Run browser-app controllers under CPython: a fake ``Io`` and an in-memory relay.
+
+The relay here is the topic rule only (envelopes go to every app subscribed to their topic);
+the real relay, workers and browsers are exercised by tests/browser.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from willow_web.app import App
+
+
+class FakeIo:
+    def __init__(self, clock: list[int]) -> None:
+        self.clock = clock
+        self.posted: list[dict[str, Any]] = []
+        self.persists = 0
+
+    def now_ms(self) -> int:
+        return self.clock[0]
+
+    def random(self, n: int) -> bytes:
+        return os.urandom(n)
+
+    def post(self, message: dict[str, Any]) -> None:
+        self.posted.append(message)
+
+    def persist(self) -> None:
+        self.persists += 1
+
+    def wake(self) -> None:
+        pass
+
+
+class Net:
+    """Apps on one pretend relay; ``settle`` delivers until nobody has anything to send."""
+
+    def __init__(self, services: list[dict[str, str]] | None = None) -> None:
+        self.clock = [1_800_000_000_000]
+        self.apps: list[App] = []
+        self.offline: set[int] = set()
+        self.config: dict[str, Any] = {"services": services or [], "origin": "http://127.0.0.1:8080"}
+
+    def app(self, root: Path, name: str | None = None) -> App:
+        app = App(FakeIo(self.clock), _store(root), dict(self.config))
+        app.start()
+        if name is not None:
+            act(app, "create-identity", name=name)
+        self.apps.append(app)
+        return app
+
+    def reload(self, old: App, root: Path) -> App:
+        index = self.apps.index(old)
+        app = App(FakeIo(self.clock), _store(root), dict(self.config))
+        app.start()
+        self.apps[index] = app
+        return app
+
+    def settle(self, rounds: int = 50) -> None:
+        for _ in range(rounds):
+            moved = False
+            for i, app in enumerate(self.apps):
+                if app.node is None or i in self.offline:
+                    continue
+                for envelope in app.node.drain():
+                    moved = True
+                    self._route(app, envelope)
+            self.clock[0] += 10
+            if not moved:
+                break
+        for app in self.apps:
+            app.tick()
+            app.render()
+
+    def _route(self, sender: App, envelope: bytes) -> None:
+        from willow_core.wire import open_envelope
+
+        topic = open_envelope(envelope).topic
+        for i, app in enumerate(self.apps):
+            if app is sender or app.node is None or i in self.offline:
+                continue
+            if topic in app.node.topics():
+                app.node.receive(envelope, self.clock[0])
+
+
+def _store(root: Path) -> Any:
+    from willow_web.store import Store
+
+    return Store(root)
+
+
+def act(app: App, action: str, **fields: Any) -> None:
+    app.handle({"type": "action", "action": action, **fields})
+    errors = [t for _, t in app.ui.toasts if not t.startswith(("Saved", "Done", "Proposal", "Invite", "Channel"))]
+    assert not errors, errors
+
+
+def regions(app: App) -> dict[str, str]:
+    """The latest HTML of every region the app posted."""
+    out: dict[str, str] = {}
+    for message in app.io.posted:  # type: ignore[attr-defined]
+        if message["type"] == "render":
+            for key, html in message["regions"]:
+                out[key] = html
+            for key, html in message["appends"]:
+                out[key] = out.get(key, "") + html
+    return out

@@ -1,0 +1,295 @@
+// The page thread (D12): it renders what the worker sends and forwards what the person does.
+// No application logic lives here: the worker (Python) decides every view; this file morphs
+// HTML regions in place (idiomorph keeps focus, selection and scroll), appends live messages,
+// and turns clicks, form submissions and keys into {type: "action", ...} messages.
+//
+// The composers are owned by the page so typing never waits on the worker; the worker only
+// says whether they are enabled and what their placeholders are.
+
+const manifest = JSON.parse(document.getElementById("willow-manifest").textContent);
+const url = (path) => new URL(path, document.baseURI).href;
+const $ = (id) => document.getElementById(id);
+
+/** Pixels from the bottom within which the list counts as "at the latest message". */
+const STICK_PX = 120;
+/** How long to wait for the relay's capability document before starting without it. */
+const CAPABILITIES_TIMEOUT_MS = 2000;
+
+const worker = new Worker(url(manifest.worker), { type: "module" });
+const idiomorph = import(url(manifest.idiomorph)).then((m) => m.Idiomorph);
+const post = (message) => worker.postMessage(message);
+const act = (action, fields = {}) => post({ type: "action", action, ...fields });
+
+let ready = false;
+let composerKey = "";
+const drafts = new Map();
+const inspections = new Map();
+let inspectId = 0;
+
+// --- configuration: where the relay is --------------------------------------------------
+
+async function relayConfig() {
+  const params = new URLSearchParams(location.search);
+  const config = {
+    origin: location.origin + location.pathname.replace(/index\.html$/, "").replace(/\/$/, ""),
+    tz_offset_min: new Date().getTimezoneOffset(),
+  };
+  if (params.get("relay")) config.relay = params.get("relay");
+  try {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), CAPABILITIES_TIMEOUT_MS);
+    const response = await fetch(url("/.well-known/willow"), { signal: controller.signal });
+    clearTimeout(timer);
+    if (response.ok) {
+      const { capabilities } = await response.json();
+      const ws = capabilities?.transports?.websocket;
+      if (ws && !config.relay) {
+        const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+        config.relay = `${scheme}//${location.hostname}:${ws.port}${ws.path || "/"}`;
+        config.relay_key = capabilities.key;
+      }
+      config.services = capabilities.services || [];
+    }
+  } catch (error) {
+    console.info("no relay capability document here:", error);
+  }
+  return config;
+}
+
+// --- rendering ----------------------------------------------------------------------------
+
+function keepFocused(oldNode) {
+  // Never overwrite a field the person is typing in.
+  if (oldNode !== document.activeElement) return true;
+  const tag = oldNode.tagName;
+  return !(tag === "TEXTAREA" || tag === "INPUT" || tag === "SELECT");
+}
+
+function nearBottom(el) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX;
+}
+
+async function render({ regions, appends, seq }) {
+  const Idiomorph = await idiomorph;
+  const list = $("messages");
+  const stick = nearBottom(list);
+  const overlayBefore = $("overlay").innerHTML !== "";
+  for (const [id, html] of regions) {
+    const el = $(id);
+    if (!el) continue;
+    Idiomorph.morph(el, html, {
+      morphStyle: "innerHTML",
+      callbacks: { beforeNodeMorphed: keepFocused },
+    });
+  }
+  for (const [id, html] of appends) {
+    $(id)?.insertAdjacentHTML("beforeend", html);
+  }
+  if (stick || regions.some(([id]) => id === "message-list") && !listTouched) list.scrollTop = list.scrollHeight;
+  const autofocus = document.querySelector("#overlay [data-autofocus], .edit-form [data-autofocus]");
+  if (autofocus && document.activeElement !== autofocus && (!overlayBefore || autofocus.closest(".edit-form"))) {
+    autofocus.focus();
+    if (autofocus.setSelectionRange) autofocus.setSelectionRange(autofocus.value.length, autofocus.value.length);
+  }
+  updateJump();
+  document.dispatchEvent(new CustomEvent("willow-render", { detail: { seq } }));
+}
+
+let listTouched = false;
+
+function applyComposer(state) {
+  const box = $("composer");
+  if (state.key !== composerKey) {
+    drafts.set(composerKey, box.value);
+    box.value = drafts.get(state.key) || "";
+    composerKey = state.key;
+    listTouched = false;
+    const list = $("messages");
+    requestAnimationFrame(() => (list.scrollTop = list.scrollHeight));
+  }
+  box.disabled = !state.enabled;
+  box.placeholder = state.placeholder;
+  const thread = $("thread-composer");
+  thread.placeholder = state.thread || "";
+  document.body.classList.toggle("members-open", !!state.layout.members);
+  document.body.classList.toggle("thread-open", !!state.layout.thread);
+  autosize(box);
+}
+
+function autosize(box) {
+  box.style.height = "auto";
+  box.style.height = Math.min(box.scrollHeight, 240) + "px";
+}
+
+function updateJump() {
+  const list = $("messages");
+  $("jump").hidden = nearBottom(list);
+}
+
+function setProgress(done, total, stage) {
+  $("loading-bar").style.width = `${Math.round((100 * done) / total)}%`;
+  $("loading-text").textContent = `Starting Willow… (${stage})`;
+}
+
+worker.onmessage = (event) => {
+  const message = event.data;
+  switch (message.type) {
+    case "render":
+      render(message);
+      break;
+    case "composer":
+      applyComposer(message.state);
+      break;
+    case "ready":
+      ready = true;
+      document.body.classList.add("ready");
+      $("loading").hidden = true;
+      document.documentElement.dataset.ready = "1";
+      document.dispatchEvent(new Event("willow-ready"));
+      openJoinFromHash();
+      break;
+    case "boot-progress":
+      setProgress(message.done, message.total, message.stage);
+      break;
+    case "boot-error":
+      $("loading-text").textContent = `Willow could not start: ${message.message}`;
+      document.documentElement.dataset.bootError = message.message;
+      break;
+    case "error":
+      console.error("worker:", message.message);
+      break;
+    case "focus":
+      $("composer").focus();
+      break;
+    case "copy":
+      navigator.clipboard?.writeText(message.text).catch(() => {});
+      break;
+    case "inspect": {
+      const resolve = inspections.get(message.id);
+      inspections.delete(message.id);
+      resolve?.(message);
+      break;
+    }
+  }
+};
+
+/** For tests and benchmarks: the worker's state hashes and counts. */
+window.willowInspect = () =>
+  new Promise((resolve) => {
+    const id = ++inspectId;
+    inspections.set(id, resolve);
+    post({ type: "inspect", id });
+  });
+
+function openJoinFromHash() {
+  const hash = decodeURIComponent(location.hash.slice(1));
+  if (hash.toLowerCase().startsWith("willow:join:")) {
+    act("open-modal", { modal: "join", link: hash });
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+}
+
+// --- input --------------------------------------------------------------------------------
+
+function fields(el) {
+  return { ...el.dataset };
+}
+
+document.addEventListener("click", (event) => {
+  const target = event.target.closest("[data-action]");
+  if (event.target.closest(".spoiler")) {
+    event.target.closest(".spoiler").classList.add("shown");
+  }
+  if (!target || target.tagName === "FORM") return;
+  if (target.matches("button[type=submit]") && target.form) return;
+  const data = fields(target);
+  if (!data.action) return;
+  event.preventDefault();
+  if (data.action === "jump") {
+    const el = $("m-" + data.id);
+    if (el) {
+      el.scrollIntoView({ block: "center" });
+      el.classList.add("flash");
+      setTimeout(() => el.classList.remove("flash"), 1200);
+    }
+    return;
+  }
+  if (target.closest("#sidebar") && data.action === "select-channel") document.body.classList.remove("nav-open");
+  act(data.action, data);
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  event.preventDefault();
+  if (form.id === "composer-form") return sendFrom($("composer"), "main");
+  if (form.id === "thread-form") return sendFrom($("thread-composer"), "thread");
+  const data = { ...Object.fromEntries(new FormData(form)), ...fields(form) };
+  if (!data.action) return;
+  act(data.action, data);
+  if (!form.dataset.keep) form.reset();
+});
+
+function sendFrom(box, target) {
+  const text = box.value;
+  if (!text.trim() || box.disabled) return;
+  act("send", { text, target });
+  box.value = "";
+  autosize(box);
+  listTouched = false;
+}
+
+document.addEventListener("keydown", (event) => {
+  const el = event.target;
+  if (el.id === "composer" || el.id === "thread-composer") {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      sendFrom(el, el.id === "composer" ? "main" : "thread");
+      return;
+    }
+    if (event.key === "ArrowUp" && el.value === "" && el.id === "composer") {
+      event.preventDefault();
+      act("edit-last");
+      return;
+    }
+  }
+  if (el.classList?.contains("edit-input") && event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    el.form.requestSubmit();
+    return;
+  }
+  if (event.key === "Escape") {
+    act("close");
+    document.body.classList.remove("nav-open");
+    return;
+  }
+  if (event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
+    event.preventDefault();
+    act(event.ctrlKey ? "step-community" : "step-channel", { delta: event.key === "ArrowDown" ? "1" : "-1" });
+    return;
+  }
+  if ((event.ctrlKey || event.metaKey) && event.key === "/") {
+    event.preventDefault();
+    act("open-modal", { modal: "shortcuts" });
+  }
+});
+
+document.addEventListener("input", (event) => {
+  if (event.target.tagName === "TEXTAREA" && event.target.closest(".composer")) autosize(event.target);
+});
+
+$("messages").addEventListener("scroll", () => {
+  listTouched = !nearBottom($("messages"));
+  updateJump();
+});
+$("jump").addEventListener("click", () => {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+  listTouched = false;
+  updateJump();
+});
+$("nav-toggle").addEventListener("click", () => document.body.classList.toggle("nav-open"));
+window.addEventListener("online", () => post({ type: "online" }));
+
+// --- start --------------------------------------------------------------------------------
+
+relayConfig().then((config) => post({ type: "boot", manifest, config }));

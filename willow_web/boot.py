@@ -1,0 +1,248 @@
+"""The browser shell: runs the app inside the Web Worker (Pyodide), the only module that
+touches browser APIs (``js``, ``pyodide.ffi``).
+
+``start(env)`` is called by ``web/worker.mjs`` once Pyodide, libsodium and the wheels are
+loaded and ``/persist`` is populated from IndexedDB. It installs the libsodium.js crypto
+backend, starts the app (the cached state renders before any network), connects to the relay
+over ``js.WebSocket`` with reconnect and backoff, and returns the function the worker calls
+with every page message.
+
+Scheduling: everything runs on Pyodide's event loop (setTimeout under the hood). Renders are
+coalesced: any number of frames arriving together cause one render, and while a render is
+expensive (a large catch-up) the next one waits a multiple of its cost, so the worker keeps
+ingesting instead of drawing every intermediate state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from willow_core import crypto
+from willow_core.errors import DecodeError, WillowError
+
+from .app import App
+from .sodium_backend import SodiumBackend
+from .store import Store
+
+__all__ = ["start", "BrowserShell", "BACKOFF_S", "TICK_S", "PERSIST_DIR"]
+
+PERSIST_DIR = "/persist"
+#: Reconnect delays: first, then doubling up to the second (with jitter).
+BACKOFF_S = (0.5, 15.0)
+TICK_S = 1.0
+#: A render that cost ``t`` delays the next one by ``RENDER_BACKOFF * t`` (bounded below).
+RENDER_BACKOFF = 3.0
+MAX_RENDER_DELAY_S = 0.5
+
+
+class BrowserIo:
+    """``app.Io`` over the worker's environment object."""
+
+    def __init__(self, env: Any, shell: BrowserShell) -> None:
+        self.env = env
+        self.shell = shell
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def random(self, n: int) -> bytes:
+        import os
+
+        return os.urandom(n)  # crypto.getRandomValues under Pyodide
+
+    def post(self, message: dict[str, Any]) -> None:
+        from js import Object
+        from pyodide.ffi import to_js
+
+        self.env.post(to_js(message, dict_converter=Object.fromEntries))
+
+    def persist(self) -> None:
+        self.shell.schedule_persist()
+
+    def wake(self) -> None:
+        self.shell.flush()
+
+
+class BrowserShell:
+    """Owns the socket, the timers and the app."""
+
+    def __init__(self, env: Any, config: dict[str, Any]) -> None:
+        self.env = env
+        self.config = config
+        self.io = BrowserIo(env, self)
+        self.app = App(self.io, Store(PERSIST_DIR), config)
+        self.socket: Any = None
+        self._proxies: list[Any] = []
+        self._persist_scheduled = False
+        self._render_scheduled = False
+        self._render_delay = 0.0
+        self._delay = BACKOFF_S[0]
+        self._stopped = False
+        self._wanted_offline = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.app.start()
+        self.schedule_persist()
+        asyncio.ensure_future(self._ticker())
+        self.connect()
+
+    def relay_url(self) -> str | None:
+        url = self.config.get("relay")
+        return str(url) if url else None
+
+    def connect(self) -> None:
+        app = self.app
+        url = self.relay_url()
+        if app.link is None or url is None or self.socket is not None or self._wanted_offline:
+            return
+        from js import WebSocket
+        from pyodide.ffi import create_proxy
+
+        app.link_connecting()
+        pinned = self.config.get("relay_key")
+        if pinned:
+            try:
+                app.link.pinned_key = bytes.fromhex(str(pinned))
+            except ValueError:
+                app.link.pinned_key = None
+        socket = WebSocket.new(url)
+        socket.binaryType = "arraybuffer"
+        self.socket = socket
+
+        def on_open(_event: Any) -> None:
+            if self.socket is socket and app.link is not None:
+                app.link.opened()
+
+        def on_message(event: Any) -> None:
+            if self.socket is not socket or app.link is None:
+                return
+            from js import Uint8Array
+
+            frame = Uint8Array.new(event.data).to_bytes()
+            try:
+                self._send(app.link.receive(frame, self.io.now_ms()))
+            except (DecodeError, WillowError, AssertionError, ValueError) as exc:
+                app.toast(f"Relay connection reset: {exc}")
+                socket.close(4000, "protocol error")
+                return
+            if app.link.ready:
+                self._delay = BACKOFF_S[0]
+            self.schedule_render()
+
+        def on_close(_event: Any) -> None:
+            if self.socket is not socket:
+                return
+            self.socket = None
+            for proxy in handlers:
+                proxy.destroy()
+            delay = self._delay * (0.5 + random.random())
+            self._delay = min(self._delay * 2, BACKOFF_S[1])
+            app.link_closed(self.io.now_ms() + int(delay * 1000))
+            if not self._stopped:
+                asyncio.ensure_future(self._reconnect_after(delay))
+
+        handlers = [create_proxy(on_open), create_proxy(on_message), create_proxy(on_close)]
+        socket.onopen, socket.onmessage, socket.onclose = handlers
+
+    async def _reconnect_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.connect()
+
+    async def _ticker(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(TICK_S)
+            try:
+                self.app.tick()
+            except Exception as exc:  # the loop must survive a bug in one tick
+                self.app.toast(f"Internal error: {exc}")
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _send(self, frames: list[bytes]) -> None:
+        socket = self.socket
+        if socket is None or not frames:
+            return
+        from pyodide.ffi import to_js
+
+        for frame in frames:
+            socket.send(to_js(frame))
+
+    def flush(self) -> None:
+        link = self.app.link
+        if link is not None:
+            self._send(link.flush())
+
+    def schedule_persist(self) -> None:
+        if self._persist_scheduled:
+            return
+        self._persist_scheduled = True
+        asyncio.get_event_loop().call_soon(self._persist)
+
+    def _persist(self) -> None:
+        self._persist_scheduled = False
+        self.env.persist()
+
+    def schedule_render(self) -> None:
+        if self._render_scheduled:
+            return
+        self._render_scheduled = True
+        loop = asyncio.get_event_loop()
+        if self._render_delay > 0.002:
+            loop.call_later(self._render_delay, self._render)
+        else:
+            loop.call_soon(self._render)
+
+    def _render(self) -> None:
+        self._render_scheduled = False
+        began = time.perf_counter()
+        self.app.render()
+        cost = time.perf_counter() - began
+        self._render_delay = min(cost * RENDER_BACKOFF, MAX_RENDER_DELAY_S)
+
+    # --- page messages --------------------------------------------------------------------
+
+    def on_page_message(self, data: Any) -> None:
+        message = data.to_py() if hasattr(data, "to_py") else dict(data)
+        kind = message.get("type")
+        if kind == "action":
+            for key, value in list(message.items()):
+                if isinstance(value, memoryview):
+                    message[key] = bytes(value)
+            self.app.handle(message)
+        elif kind == "online":
+            self._wanted_offline = False
+            self._delay = BACKOFF_S[0]
+            self.connect()
+        elif kind == "inspect":
+            self.io.post({"type": "inspect", "id": message.get("id"), **self.inspect()})
+
+    def inspect(self) -> dict[str, Any]:
+        """What tests and benchmarks compare across peers: state hashes and event counts."""
+        node = self.app.node
+        out: dict[str, Any] = {"me": self.app.me.hex(), "connection": self.app.connection}
+        if node is not None:
+            out["communities"] = {
+                server.hex(): {
+                    "hash": c.state_hash().hex() if c.ready else None,
+                    "events": len(c.dag),
+                    "unacked": len(self.app.ui.unacked.get(server, ())),
+                }
+                for server, c in node.communities.items()
+            }
+        return out
+
+
+def start(env: Any) -> Any:
+    """Entry point called by the worker; returns the page-message handler."""
+    from pyodide.ffi import create_proxy
+
+    crypto.set_backend(SodiumBackend(env.sodium))
+    config = env.config.to_py() if hasattr(env.config, "to_py") else {}
+    shell = BrowserShell(env, dict(config or {}))
+    shell.start()
+    return create_proxy(shell.on_page_message)

@@ -1,0 +1,78 @@
+"""Views: pure functions from the app's state to HTML per screen region.
+
+``render_regions`` returns the HTML of every region (the app posts only those that changed),
+the message list as ``(shown, new)`` so live messages are appended rather than re-rendered,
+and the composer's state (placeholder, enabled), which the page applies to its own text box so
+typing never waits for the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from willow_core.permissions import Permission
+
+from .chat import header, message_list, reply_bar, thread_panel
+from .common import can_in
+from .frame import banner, members, rail, sidebar, toasts
+from .modals import overlay
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["render_regions", "ViewCache"]
+
+
+@dataclass(slots=True)
+class ViewCache:
+    """Rendering memory: message fragments, the last list per channel, window anchors."""
+
+    fragments: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    lists: dict[tuple[bytes, int], list[str]] = field(default_factory=dict)
+    anchors: dict[bytes, int] = field(default_factory=dict)
+
+
+def render_regions(
+    app: App,
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, Any]]:
+    shown, new = message_list(app)
+    regions = {
+        "rail": rail(app),
+        "sidebar": sidebar(app),
+        "chat-header": header(app),
+        "reply-bar": reply_bar(app),
+        "thread": thread_panel(app),
+        "members": members(app),
+        "overlay": overlay(app),
+        "banner": banner(app),
+        "toasts": toasts(app),
+    }
+    return regions, {"message-list": (shown, new)}, composer(app)
+
+
+def composer(app: App) -> dict[str, Any]:
+    state, channel = app.state, app.channel_id
+    ready = (
+        app.node is not None and state is not None and channel in (state.channels if state else {})
+    )
+    can_send = bool(ready and can_in(app, channel, Permission.SEND_MESSAGES))  # type: ignore[arg-type]
+    if not ready:
+        placeholder = "Pick or create a community to start chatting"
+    elif not can_send:
+        placeholder = "You do not have permission to send messages here"
+    else:
+        placeholder = f"Message #{state.channels[channel].name}"  # type: ignore[union-attr,index]
+    thread = None
+    if ready and app.ui.thread is not None and app.ui.thread in state.threads:  # type: ignore[union-attr]
+        thread = f"Reply in {state.threads[app.ui.thread].name}"  # type: ignore[union-attr]
+    return {
+        "enabled": can_send,
+        "placeholder": placeholder,
+        "key": (channel or b"").hex(),
+        "thread": thread,
+        "layout": {
+            "members": app.ui.members_open and state is not None,
+            "thread": thread is not None,
+        },
+    }

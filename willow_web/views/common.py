@@ -1,0 +1,103 @@
+"""Small pieces every view uses: names, avatars, times, permission checks."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import TYPE_CHECKING
+
+from willow_core.permissions import Permission, has_channel_permission, has_permission
+from willow_core.state import ServerState
+
+from ..html import Markup, attrs, esc, hue_of
+from ..markdown import Context
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = [
+    "name_of",
+    "avatar",
+    "clock",
+    "day",
+    "can",
+    "can_in",
+    "md_context",
+    "emoji_urls",
+    "ago",
+    "ALLOWED_EMOJI_MIME",
+]
+
+#: Image types a custom emoji may render as (anything else is shown as its :name:).
+ALLOWED_EMOJI_MIME = frozenset({"image/png", "image/gif", "image/webp", "image/jpeg"})
+
+
+def name_of(state: ServerState | None, peer: bytes) -> str:
+    if state is not None:
+        profile = state.profiles.get(peer)
+        if profile is not None and profile.display_name:
+            return profile.display_name
+    return "user-" + peer[:3].hex()
+
+
+def avatar(state: ServerState | None, peer: bytes, size: str = "") -> Markup:
+    name = name_of(state, peer)
+    initial = name[:1].upper() or "?"
+    return Markup(
+        f"<span {attrs(class_=('avatar ' + size).strip(), style=f'--hue:{hue_of(peer)}')}"
+        f' aria-hidden="true">{esc(initial)}</span>'
+    )
+
+
+def _local(app: App, ms: int) -> time.struct_time:
+    offset = int(app.config.get("tz_offset_min", 0) or 0)
+    return time.gmtime(ms / 1000 - offset * 60)
+
+
+def clock(app: App, ms: int) -> str:
+    return time.strftime("%H:%M", _local(app, ms))
+
+
+def day(app: App, ms: int) -> str:
+    t = _local(app, ms)
+    return time.strftime("%A, %d %B %Y", t)
+
+
+def ago(now_ms: int, ms: int) -> str:
+    seconds = max(0, (now_ms - ms) // 1000)
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} d ago"
+
+
+def can(app: App, permission: Permission) -> bool:
+    state = app.state
+    return state is not None and has_permission(state, app.me, permission)
+
+
+def can_in(app: App, channel: bytes, permission: Permission) -> bool:
+    state = app.state
+    return (
+        state is not None
+        and channel in state.channels
+        and has_channel_permission(state, app.me, channel, permission)
+    )
+
+
+def emoji_urls(state: ServerState | None) -> dict[str, str]:
+    if state is None:
+        return {}
+    out = {}
+    for e in state.emoji.values():
+        if e.mime in ALLOWED_EMOJI_MIME:
+            out[e.name] = f"data:{e.mime};base64,{base64.b64encode(e.image).decode()}"
+    return out
+
+
+def md_context(app: App) -> Context:
+    state = app.state
+    return Context(name_of=lambda key: name_of(state, key), emoji=emoji_urls(state), me=app.me)
