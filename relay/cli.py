@@ -95,7 +95,9 @@ def _worker(kind: str, data: Path, args: argparse.Namespace) -> tuple[Carrier, I
     return replay, identity
 
 
-async def _run_relay(args: argparse.Namespace, data: Path) -> Relay:
+async def _run_relay(
+    args: argparse.Namespace, data: Path, services: Sequence[tuple[str, bytes]] = ()
+) -> Relay:
     relay = Relay(
         args.host,
         tcp_port=args.tcp_port,
@@ -103,6 +105,7 @@ async def _run_relay(args: argparse.Namespace, data: Path) -> Relay:
         http_port=args.http_port,
         data_dir=data,
         static_dir=args.static,
+        services=services,
     )
     await relay.start()
     return relay
@@ -115,7 +118,14 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         if args.command in ("relay", "up"):
             relay_data = args.data / "relay" if args.command == "up" else args.data
-            relay = await _run_relay(args, relay_data)
+            services: list[tuple[str, bytes]] = []
+            if args.command == "up":
+                # The workers' keys go into the relay's capability document, so the web app
+                # can grant them SyncProvider when someone founds a community.
+                for kind in ("storage", "replay"):
+                    key = load_or_create_identity(args.data / kind).public_key
+                    services.append((kind, key))
+            relay = await _run_relay(args, relay_data, services)
             print(f"relay key      {relay.key.hex()}")
             print(f"websocket      ws://{args.host}:{relay.ws_port}")
             print(f"tcp            {args.host}:{relay.tcp_port}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,16 @@ JsonObject = dict[str, Any]
 
 
 def capability_document(
-    key: bytes, limits: Limits, *, ws_port: int | None, tcp_port: int | None
+    key: bytes,
+    limits: Limits,
+    *,
+    ws_port: int | None,
+    tcp_port: int | None,
+    services: Sequence[tuple[str, bytes]] = (),
 ) -> JsonObject:
+    """The relay's self-description. ``services`` names the workers its operator runs (role,
+    key): a client founding a community grants them SyncProvider so they store and replay it;
+    the relay itself stays unable to read or change anything."""
     transports: JsonObject = {}
     if ws_port is not None:
         transports["websocket"] = {"port": ws_port, "path": "/", "message": "binary frame"}
@@ -101,6 +109,7 @@ def capability_document(
         "limits": limits.document(),
         "features": [*FEATURES, *sorted(transports)],
         "authority": "none",
+        "services": [{"role": role, "key": k.hex()} for role, k in services],
     }
 
 

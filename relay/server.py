@@ -41,7 +41,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -76,8 +76,11 @@ class Relay:
         limits: Limits | None = None,
         identity: Identity | None = None,
         clock: Callable[[], float] | None = None,
+        services: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         self.host = host
+        #: (role, key) of workers this relay's operator runs, advertised to clients
+        self.services = tuple(services)
         self._want = {"ws": ws_port, "tcp": tcp_port, "http": http_port}
         self.data_dir = Path(data_dir)
         self.static_dir = Path(static_dir) if static_dir is not None else None
@@ -130,7 +133,11 @@ class Relay:
 
     async def _start_http(self, hub: Hub, identity: Identity, port: int) -> None:
         document = capability_document(
-            hub.key, self.limits, ws_port=self.ws_port, tcp_port=self.tcp_port
+            hub.key,
+            self.limits,
+            ws_port=self.ws_port,
+            tcp_port=self.tcp_port,
+            services=self.services,
         )
         app = make_app(sign_capabilities(identity, document), hub.stats, self.static_dir)
         self._http = web.AppRunner(app, access_log=None)

@@ -145,8 +145,12 @@ class App:
         self.started = False
         self._last: dict[str, str] = {}
         self._render_seq = 0
+        self._last_composer: dict[str, Any] | None = None
         self._dirty_ui = False
         self.view_cache = ViewCache()
+        from .views.common import SERVICE_NAMES
+
+        SERVICE_NAMES.update({key: f"{role} worker" for role, key in self.services()})
 
     # --- start-up -----------------------------------------------------------------------
 
@@ -386,17 +390,21 @@ class App:
         self._fix_selection()
         return server
 
-    def service_keys(self) -> list[bytes]:
-        """Storage/replay workers the relay's operator runs (from the capability document)."""
-        keys = []
+    def services(self) -> list[tuple[str, bytes]]:
+        """``(role, key)`` of the workers the relay's operator runs (capability document)."""
+        out = []
         for service in self.config.get("services", []) or []:
             try:
                 key = bytes.fromhex(str(service.get("key", "")))
+                role = str(service.get("role", "service"))[:32]
             except (ValueError, AttributeError):
                 continue
             if len(key) == 32:
-                keys.append(key)
-        return keys
+                out.append((role, key))
+        return out
+
+    def service_keys(self) -> list[bytes]:
+        return [key for _, key in self.services()]
 
     # --- views ------------------------------------------------------------------------------
 
@@ -485,8 +493,8 @@ class App:
             else:
                 changed.append([key, full])
             self._last[key] = full
-        if composer != self._last.get("#composer"):
-            self._last["#composer"] = composer
+        if composer != self._last_composer:
+            self._last_composer = composer
             self.io.post({"type": "composer", "state": composer})
         if changed or appended:
             self._render_seq += 1

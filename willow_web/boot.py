@@ -82,13 +82,14 @@ class BrowserShell:
         self._delay = BACKOFF_S[0]
         self._stopped = False
         self._wanted_offline = False
+        self._tasks: set[asyncio.Future[None]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         self.app.start()
         self.schedule_persist()
-        asyncio.ensure_future(self._ticker())
+        self._tasks.add(asyncio.ensure_future(self._ticker()))
         self.connect()
 
     def relay_url(self) -> str | None:
@@ -144,7 +145,9 @@ class BrowserShell:
             self._delay = min(self._delay * 2, BACKOFF_S[1])
             app.link_closed(self.io.now_ms() + int(delay * 1000))
             if not self._stopped:
-                asyncio.ensure_future(self._reconnect_after(delay))
+                task = asyncio.ensure_future(self._reconnect_after(delay))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
         handlers = [create_proxy(on_open), create_proxy(on_message), create_proxy(on_close)]
         socket.onopen, socket.onmessage, socket.onclose = handlers
@@ -214,6 +217,13 @@ class BrowserShell:
                 if isinstance(value, memoryview):
                     message[key] = bytes(value)
             self.app.handle(message)
+            if (
+                self.socket is None
+                and self.app.link is not None
+                and self.app.connection == "offline"
+                and self.app.retry_at is None
+            ):
+                self.connect()  # the identity was just created: first connection
         elif kind == "online":
             self._wanted_offline = False
             self._delay = BACKOFF_S[0]

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from willow_core.state import ServerState
 from willow_web.app import App
 
 
@@ -42,7 +43,10 @@ class Net:
         self.clock = [1_800_000_000_000]
         self.apps: list[App] = []
         self.offline: set[int] = set()
-        self.config: dict[str, Any] = {"services": services or [], "origin": "http://127.0.0.1:8080"}
+        self.config: dict[str, Any] = {
+            "services": services or [],
+            "origin": "http://127.0.0.1:8080",
+        }
 
     def app(self, root: Path, name: str | None = None) -> App:
         app = App(FakeIo(self.clock), _store(root), dict(self.config))
@@ -92,10 +96,21 @@ def _store(root: Path) -> Any:
     return Store(root)
 
 
+#: Toasts that report success rather than a failure.
+_FINE = ("Saved", "Done", "Proposal", "Invite", "Channel")
+
+
 def act(app: App, action: str, **fields: Any) -> None:
+    """Do what a click or form would, and fail on any error the person would be shown."""
     app.handle({"type": "action", "action": action, **fields})
-    errors = [t for _, t in app.ui.toasts if not t.startswith(("Saved", "Done", "Proposal", "Invite", "Channel"))]
+    errors = [t for _, t in app.ui.toasts if not t.startswith(_FINE)]
     assert not errors, errors
+
+
+def st(app: App) -> ServerState:
+    state = app.state
+    assert state is not None
+    return state
 
 
 def regions(app: App) -> dict[str, str]:

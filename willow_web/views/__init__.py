@@ -37,7 +37,7 @@ def render_regions(
     app: App,
 ) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, Any]]:
     shown, new = message_list(app)
-    regions = {
+    regions: dict[str, str] = {
         "rail": rail(app),
         "sidebar": sidebar(app),
         "chat-header": header(app),

@@ -32,7 +32,14 @@ __all__ = [
 ALLOWED_EMOJI_MIME = frozenset({"image/png", "image/gif", "image/webp", "image/jpeg"})
 
 
+#: Names for the relay operator's workers (keys from the capability document), set by the app.
+SERVICE_NAMES: dict[bytes, str] = {}
+
+
 def name_of(state: ServerState | None, peer: bytes) -> str:
+    service = SERVICE_NAMES.get(peer)
+    if service is not None:
+        return service
     if state is not None:
         profile = state.profiles.get(peer)
         if profile is not None and profile.display_name:

@@ -138,7 +138,8 @@ def members(app: App) -> Markup:
         key=lambda r: r.name.lower(),
     )
     order += [r.name for r in roles]
-    order.append("Members")
+    order += ["Members", "Services"]
+    services = {key: role for role, key in app.services()}
     for peer, member in sorted(state.members.items(), key=lambda kv: name_of(state, kv[0]).lower()):
         head = dag.head(peer) if dag is not None else None
         last = head.ts if head is not None else member.joined_at
@@ -159,7 +160,9 @@ def members(app: App) -> Markup:
             f'<div class="member-meta"><span class="mname">{esc(name_of(state, peer))}{you}{badges}</span>'
             f'<span class="small muted">{esc(status)}</span><span class="chips">{chips}</span></div></div>'
         )
-        if peer in state.admins:
+        if peer in services or Permission.SYNC_PROVIDER in state.peer_permissions.get(peer, ()):
+            group = "Services"
+        elif peer in state.admins:
             group = "Admins"
         elif member_roles:
             group = sorted(member_roles, key=lambda r: r.name.lower())[0].name
