@@ -78,8 +78,8 @@ class SodiumBackend:
     name = "libsodium.js"
 
     def __init__(self, sodium_js: Any) -> None:
-        from pyodide.code import run_js  # type: ignore[import-not-found]
-        from pyodide.ffi import JsException, to_js  # type: ignore[import-not-found]
+        from pyodide.code import run_js
+        from pyodide.ffi import JsException, to_js
 
         self._sodium = sodium_js
         self._to_js = to_js
