@@ -227,6 +227,7 @@ document.addEventListener("submit", (event) => {
   if (!data.action) return;
   act(data.action, data);
   if (!form.dataset.keep) form.reset();
+  if (data.action === "join" || data.action === "create-community") document.body.classList.remove("nav-open");
 });
 
 function sendFrom(box, target) {
