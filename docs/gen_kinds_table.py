@@ -82,6 +82,8 @@ class _Catalogue:
         if factory == "text":
             low, high = kw.get("min_chars", 0), args[0]
             text = f"text {low}..{high} chars" if low else f"text ≤ {high} chars"
+            if kw.get("max_bytes") is not None:
+                text += f", ≤ {kw['max_bytes']} UTF-8 bytes"
             self.described[id(made)] = lambda: text
         elif factory == "opt_text":
             self.described[id(made)] = lambda: f"text ≤ {args[0]} chars or null"

@@ -10,7 +10,8 @@ one accepted byte form (no malleable ids):
 * ``decode_parts`` + ``canonical_length`` is the hot-path proof for map-free values: with tags
   and indefinite lengths refused, the only freedom left in CBOR is an overlong head, and any
   overlong head makes the encoding strictly longer. So "as long as the canonical length" is
-  "canonical", and computing a length is far cheaper than encoding.
+  "canonical", and computing a length is far cheaper than encoding. ``parse_strict`` is the
+  same parse for callers that did the size cap themselves and catch ``PARSE_ERRORS``.
 
 Data model: ``None``, ``bool``, ``int`` in [-2**63, 2**64), ``bytes``, ``str``, ``list`` and
 ``dict`` with ``str`` keys.
@@ -30,6 +31,8 @@ __all__ = [
     "encode",
     "decode",
     "decode_parts",
+    "parse_strict",
+    "PARSE_ERRORS",
     "canonical_length",
     "MAX_DEPTH",
 ]
@@ -76,6 +79,30 @@ def encode(value: CborValue) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+#: What a strict parse can raise on hostile input (each becomes a ``DecodeError``).
+PARSE_ERRORS = (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _options(max_depth: int) -> dict[str, Any]:
+    """``cbor2.loads`` options: every tag and indefinite length refused, nesting capped."""
+    return {
+        "semantic_decoders": _NO_TAGS,
+        "tag_hook": _no_unknown_tags,
+        "allow_indefinite": False,
+        "max_depth": max_depth,
+    }
+
+
+_STRICT = _options(MAX_DEPTH)
+_STRICT_NESTED = _options(MAX_DEPTH - 1)
+
+
+def parse_strict(data: bytes) -> CborValue:
+    """Parse a value nested one level inside a ``decode_parts`` value (an event's payload)
+    with the same refusals, no size cap and no canonical proof; raises ``PARSE_ERRORS``."""
+    return cbor2.loads(data, **_STRICT_NESTED)
+
+
 def decode_parts(data: bytes, *, max_bytes: int) -> CborValue:
     """Parse ``data`` with tags and indefinite lengths refused, *without* the canonical proof.
 
@@ -85,14 +112,8 @@ def decode_parts(data: bytes, *, max_bytes: int) -> CborValue:
     if len(data) > max_bytes:
         raise DecodeError(f"{len(data)} bytes exceeds the cap of {max_bytes}")
     try:
-        return cbor2.loads(
-            data,
-            semantic_decoders=_NO_TAGS,
-            tag_hook=_no_unknown_tags,
-            allow_indefinite=False,
-            max_depth=MAX_DEPTH,
-        )
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        return cbor2.loads(data, **_STRICT)
+    except PARSE_ERRORS as exc:
         raise DecodeError(f"not valid CBOR: {exc}") from None
 
 

@@ -17,13 +17,16 @@ Structural rules that need no other event are checked here, at decode; rules tha
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from operator import lt as _lt
+from struct import Struct
+from struct import error as StructError
 from typing import Any, NamedTuple
 
 import cbor2
 
 from . import crypto
-from .encoding import canonical_length, decode_parts, encode
+from .encoding import PARSE_ERRORS, encode, parse_strict
 from .errors import DecodeError, LocalError
 from .kinds import PAYLOAD_KINDS, PAYLOAD_SPECS, Kind, Payload
 
@@ -47,16 +50,16 @@ ZERO_ID = bytes(32)
 MAX_EVENT_BYTES = 240 * 1024
 #: Cross-author dependencies per event; more buys nothing and costs every peer (SEC #236).
 MAX_DEPS = 64
-_FIELDS = 9
 _UINT_LIMIT = 2**63
-#: array head + tag text + author + prev, the parts of every event with a fixed length
-_FIXED_LENGTH = 1 + canonical_length(EVENT_TAG) + 34 + 34
-
-
-def _HEAD_LENGTH(n: int) -> int:
-    """An unsigned integer's canonical encoding is exactly its head."""
-    return 1 if n < 24 else 2 if n < 256 else 3 if n < 65536 else 5 if n < 4294967296 else 9
-
+#: The signable array's head (9 fields) and its first field, the domain-separation tag.
+_PREFIX = b"\x89" + encode(EVENT_TAG)
+#: ``_MARK58[n]``, ``_MARK20[n]``: the two head bytes (``0x58 0x20``, a 32-byte string) of
+#: ``n`` consecutive ids, read with a stride of 34.
+_MARK58 = [b"\x58" * n for n in range(MAX_DEPS + 1)]
+_MARK20 = [b"\x20" * n for n in range(MAX_DEPS + 1)]
+_U16 = Struct(">H").unpack_from
+_U32 = Struct(">I").unpack_from
+_U64 = Struct(">Q").unpack_from
 
 _GENESIS_KIND = Kind.CREATE_SERVER  # enum members read as module constants: a class lookup
 _sha256 = hashlib.sha256
@@ -137,95 +140,165 @@ def _check_structure(
             raise DecodeError("an author's first event must have at least one dep")
 
 
-def _split_wire(wire: bytes) -> tuple[bytes, bytes]:
-    """Parse ``[bstr signable, bstr(64) sig]`` by hand, accepting only its canonical form.
-
-    Equivalent to a canonical decode of the outer array, without re-encoding the event.
-    """
-    if type(wire) is not bytes:
-        raise DecodeError("an event is bytes")
-    if len(wire) > MAX_EVENT_BYTES:
-        raise DecodeError(f"{len(wire)} bytes exceeds the cap of {MAX_EVENT_BYTES}")
-    if len(wire) < 70 or wire[0] != 0x82:
-        raise DecodeError("an event is the array [signable, signature]")
-    head = wire[1]
-    if 0x40 <= head < 0x58:
-        size, start = head - 0x40, 2
-    elif head == 0x58:
-        size, start, least = wire[2], 3, 24
-    elif head == 0x59:
-        size, start, least = int.from_bytes(wire[2:4], "big"), 4, 256
-    elif head == 0x5A:
-        size, start, least = int.from_bytes(wire[2:6], "big"), 6, 65536
+def _uint(s: bytes, p: int) -> tuple[int, int]:
+    """The canonical unsigned integer at ``s[p]`` and the offset after it."""
+    c = s[p]
+    if c < 24:
+        return c, p + 1
+    if c == 0x18:
+        n, least, end = s[p + 1], 24, p + 2
+    elif c == 0x19:
+        n, least, end = _U16(s, p + 1)[0], 256, p + 3
+    elif c == 0x1A:
+        n, least, end = _U32(s, p + 1)[0], 65536, p + 5
+    elif c == 0x1B:
+        n, least, end = _U64(s, p + 1)[0], 4294967296, p + 9
     else:
-        raise DecodeError("signable must be a definite byte string")
-    if head >= 0x58 and size < least:
-        raise DecodeError("not canonical CBOR: overlong length")
-    end = start + size
-    if len(wire) != end + 66 or wire[end : end + 2] != b"\x58\x40":
-        raise DecodeError("an event ends with its 64-byte signature")
-    return wire[start:end], wire[end + 2 :]
+        raise DecodeError("seq, ts and kind are unsigned integers")
+    if n < least:
+        raise DecodeError("not canonical CBOR: overlong integer")
+    return n, end
 
 
 _KIND_BY_VALUE = {int(k): k for k in Kind}
+#: kind value -> (kind, the payload spec's one-pass validate-and-measure)
+_PAYLOADS: dict[int, tuple[Kind, Callable[[Any], tuple[Any, int]]]] = {
+    int(k): (k, spec.sized) for k, spec in PAYLOAD_SPECS.items() if spec.sized is not None
+}
+if len(_PAYLOADS) != len(PAYLOAD_SPECS):  # every payload spec is a record
+    raise TypeError("a payload spec has no one-pass decoder")
 _CREATE_SERVER = Kind.CREATE_SERVER
 
 
 def decode_event(wire: bytes) -> Event:
     """Parse and structurally validate an event from its wire bytes.
 
+    The wire layer and the signable array's fixed fields (tag, server, author, seq, prev, deps,
+    ts, kind) are read by hand, accepting only their canonical bytes: that is cheaper than a
+    generic parse and a type check per field, and it *is* the canonical proof for them. The
+    payload is parsed strictly (``encoding.parse_strict``), validated by its kind's spec, and
+    proven canonical by length (section 1.3 of docs/protocol.md).
+
     Raises:
         DecodeError: over ``MAX_EVENT_BYTES``, not canonical, or any field malformed.
     """
-    signable, sig = _split_wire(wire)
-    fields = decode_parts(signable, max_bytes=MAX_EVENT_BYTES)
-    if type(fields) is not list or len(fields) != _FIELDS or fields[0] != EVENT_TAG:
+    if type(wire) is not bytes:
+        raise DecodeError("an event is bytes")
+    size = len(wire)
+    if size > MAX_EVENT_BYTES:
+        raise DecodeError(f"{size} bytes exceeds the cap of {MAX_EVENT_BYTES}")
+    if size < 70 or wire[0] != 0x82:
+        raise DecodeError("an event is the array [signable, signature]")
+    # [bstr signable, bstr(64) sig], every head in its shortest form (protocol section 3.3)
+    head = wire[1]
+    if head == 0x59:
+        end, start = _U16(wire, 2)[0], 4
+        if end < 256:
+            raise DecodeError("not canonical CBOR: overlong length")
+    elif head == 0x58:
+        end, start = wire[2], 3
+        if end < 24:
+            raise DecodeError("not canonical CBOR: overlong length")
+    elif 0x40 <= head < 0x58:
+        end, start = head - 0x40, 2
+    elif head == 0x5A:
+        end, start = _U32(wire, 2)[0], 6
+        if end < 65536:
+            raise DecodeError("not canonical CBOR: overlong length")
+    else:
+        raise DecodeError("signable must be a definite byte string")
+    end += start
+    if size != end + 66 or wire[end] != 0x58 or wire[end + 1] != 0x40:
+        raise DecodeError("an event ends with its 64-byte signature")
+    s = wire[start:end]
+    sig = wire[end + 2 :]
+    if not s.startswith(_PREFIX):
         raise DecodeError("not a willow/event/v1 signable array")
-    _, server, author, seq, prev, deps, ts, kind_value, payload_raw = fields
-    if (
-        type(author) is not bytes
-        or len(author) != 32
-        or type(prev) is not bytes
-        or len(prev) != 32
-        or (server is not None and (type(server) is not bytes or len(server) != 32))
-    ):
-        raise DecodeError("server, author and prev are 32-byte strings")
-    if (
-        type(seq) is not int
-        or type(ts) is not int
-        or not 0 < seq < _UINT_LIMIT
-        or not 0 <= ts < _UINT_LIMIT
-    ):
-        raise DecodeError("seq and ts are unsigned integers, seq from 1")
-    kind = _KIND_BY_VALUE.get(kind_value) if type(kind_value) is int else None
-    if kind is None:
+    try:
+        if s[17] == 0xF6:
+            server = None
+            p = 18
+        elif s[17] == 0x58 and s[18] == 0x20:
+            server = s[19:51]
+            p = 51
+        else:
+            raise DecodeError("server is a 32-byte string or null")
+        if s[p] != 0x58 or s[p + 1] != 0x20:
+            raise DecodeError("author is a 32-byte string")
+        author = s[p + 2 : p + 34]
+        seq = s[p + 34]
+        if seq < 24:
+            p += 35
+        elif seq == 0x19:
+            seq = _U16(s, p + 35)[0]
+            p += 37
+            if seq < 256:
+                raise DecodeError("not canonical CBOR: overlong integer")
+        else:
+            seq, p = _uint(s, p + 34)
+        if s[p] != 0x58 or s[p + 1] != 0x20:
+            raise DecodeError("prev is a 32-byte string")
+        prev = s[p + 2 : p + 34]
+        count = s[p + 34] - 0x80
+        p += 35
+        if count >= 24:
+            if count != 24:  # 0x98 n is the only head an array of 24..64 ids can have
+                raise DecodeError("deps must be an array of at most 64 ids")
+            count = s[p]
+            p += 1
+            if not 24 <= count <= MAX_DEPS:
+                raise DecodeError("deps: overlong head or over the cap of 64")
+        elif count < 0:
+            raise DecodeError("deps must be an array")
+        if count:
+            q = p + 34 * count
+            if s[p:q:34] != _MARK58[count] or s[p + 1 : q : 34] != _MARK20[count]:
+                raise DecodeError("deps must be 32-byte ids")
+            deps = tuple([s[i : i + 32] for i in range(p + 2, q, 34)])
+            p = q
+        else:
+            deps = ()
+        ts = s[p]
+        if ts == 0x1B:
+            ts = _U64(s, p + 1)[0]
+            p += 9
+            if ts < 4294967296:
+                raise DecodeError("not canonical CBOR: overlong integer")
+        else:
+            ts, p = _uint(s, p)
+        kind_value = s[p]
+        if kind_value < 24:
+            p += 1
+        else:
+            kind_value, p = _uint(s, p)
+        payload_raw = parse_strict(s[p:])
+    except (IndexError, StructError):
+        raise DecodeError("not valid CBOR: truncated signable array") from None
+    except PARSE_ERRORS as exc:
+        raise DecodeError(f"not valid CBOR: {exc}") from None
+    if seq >= _UINT_LIMIT or ts >= _UINT_LIMIT:
+        raise DecodeError("seq and ts are below 2**63")
+    entry = _PAYLOADS.get(kind_value)
+    if entry is None:
         raise DecodeError(f"unknown event kind {kind_value!r}")
-    if type(deps) is not list:
-        raise DecodeError("deps must be an array")
-    if deps and (set(map(type, deps)) != {bytes} or set(map(len, deps)) != {32}):
-        raise DecodeError("deps must be 32-byte ids")
-    deps_t = tuple(deps)
-    _check_structure(server, seq, prev, deps_t, kind)
-    spec = PAYLOAD_SPECS[kind]
-    payload = spec.decode(payload_raw)
-    # Every field's type is now known (the spec checked the payload), so the canonical proof
-    # is a length comparison (see ``encoding``): 34 = head + 32 bytes.
-    expected = (
-        _FIXED_LENGTH
-        + (1 if server is None else 34)
-        + _HEAD_LENGTH(seq)
-        + _HEAD_LENGTH(len(deps))
-        + 34 * len(deps)
-        + _HEAD_LENGTH(ts)
-        + _HEAD_LENGTH(kind_value)
-        + spec.size(payload_raw)
-    )
-    if expected != len(signable):
+    kind, sized = entry
+    # The common case (a later event of a member) needs only these comparisons; anything else
+    # gets the full check, which accepts first events and genesis and names what is wrong.
+    if (
+        seq < 2
+        or prev == ZERO_ID
+        or server is None
+        or kind is _GENESIS_KIND
+        or (count and (prev in deps or (count > 1 and not all(map(_lt, deps, deps[1:])))))
+    ):
+        _check_structure(server, seq, prev, deps, kind)
+    payload, payload_size = sized(payload_raw)
+    if payload_size != len(s) - p:
         raise DecodeError("not canonical CBOR")
     return _new(
         Event,
-        (_sha256(signable).digest(), server, author, seq, prev, deps_t, ts, kind, payload,
-         signable, sig, deps_t if seq == 1 else (prev, *deps_t)),
+        (_sha256(s).digest(), server, author, seq, prev, deps, ts, kind, payload, s, sig,
+         deps if seq == 1 else (prev, *deps)),
     )
 
 

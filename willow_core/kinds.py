@@ -508,15 +508,12 @@ Payload = (
 
 
 def _emoji() -> Spec[str]:
-    inner = text(MAX_EMOJI_BYTES, min_chars=1)
-
-    def check(value: Any) -> str:
-        emoji = inner.decode(value)
-        if len(emoji.encode()) > MAX_EMOJI_BYTES:
-            raise DecodeError(f"emoji is over {MAX_EMOJI_BYTES} bytes")
-        return emoji
-
-    return Spec(f"emoji<={MAX_EMOJI_BYTES}B", check, inner.encode)
+    return text(
+        MAX_EMOJI_BYTES,
+        min_chars=1,
+        max_bytes=MAX_EMOJI_BYTES,
+        name=f"emoji<={MAX_EMOJI_BYTES}B",
+    )
 
 
 def _bounded(spec: Spec[int], low: int, high: int) -> Spec[int]:

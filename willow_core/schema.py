@@ -8,7 +8,10 @@ the generic type walk in ``encoding``: every position is checked by exactly one 
 Each spec also knows the canonical ``size`` of a validated raw value (the event decoder's
 canonical proof compares it with the bytes received) and a ``trusted`` constructor that skips
 validation, for events re-read from our own verified store. Record decoders are generated once
-per record (as ``dataclasses`` does) because ingest runs them for every event.
+per record (as ``dataclasses`` does) because ingest runs them for every event; a record's
+``sized`` validates and measures in one pass, with the checks of simple fields (ids, text,
+integers) written inline (``Spec.inline``) rather than called, since a Python call per field
+per event is most of a payload's decode cost.
 """
 
 from __future__ import annotations
@@ -53,7 +56,10 @@ class Spec(Generic[T]):
     """A field codec: ``decode`` validates a raw CBOR value, ``encode`` is its inverse.
 
     ``trusted`` builds the value without validation (``None``: the raw value is the value) and
-    ``size`` is the canonical encoded length of a validated raw value.
+    ``size`` is the canonical encoded length of a validated raw value. ``sized`` does both
+    ``decode`` and ``size`` in one call (records generate it). ``inline``, for specs whose value
+    is the raw value, renders ``decode`` as source for a generated record: given a variable
+    name, the statements that validate it and an expression for its canonical size.
     """
 
     name: str
@@ -61,6 +67,16 @@ class Spec(Generic[T]):
     encode: Callable[[T], Any]
     trusted: Callable[[Any], T] | None = None
     size: Callable[[Any], int] = canonical_length
+    sized: Callable[[Any], tuple[T, int]] | None = None
+    inline: Callable[[str], tuple[str, str]] | None = None
+
+
+def _head_expr(n: str) -> str:
+    """Source for the canonical head length of the unsigned integer ``n``."""
+    return (
+        f"(1 if {n} < 24 else 2 if {n} < 256 else 3 if {n} < 65536 "
+        f"else 5 if {n} < 4294967296 else 9)"
+    )
 
 
 def _fail(spec: str, value: object) -> DecodeError:
@@ -80,19 +96,44 @@ def _bytes_exact(n: int) -> Callable[[Any], bytes]:
     return check
 
 
+def _inline_bytes_exact(n: int) -> Callable[[str], tuple[str, str]]:
+    def render(v: str) -> tuple[str, str]:
+        check = (
+            f"if type({v}) is not bytes or len({v}) != {n}:\n"
+            f"    raise fail({f'{n}-byte string'!r}, {v})"
+        )
+        return check, str(canonical_length(bytes(n)))
+
+    return render
+
+
 _id = _bytes_exact(32)
-ID: Spec[bytes] = Spec("bytes32", _id, _same, size=lambda _: 34)
+ID: Spec[bytes] = Spec("bytes32", _id, _same, size=lambda _: 34, inline=_inline_bytes_exact(32))
 """A 32-byte id: event hash, public key or content hash."""
 
-SIG: Spec[bytes] = Spec("bytes64", _bytes_exact(64), _same, size=lambda _: 66)
+SIG: Spec[bytes] = Spec(
+    "bytes64", _bytes_exact(64), _same, size=lambda _: 66, inline=_inline_bytes_exact(64)
+)
 
 
 def _opt_id(value: Any) -> bytes | None:
     return None if value is None else _id(value)
 
 
+def _inline_opt_id(v: str) -> tuple[str, str]:
+    check = (
+        f"if {v} is not None and (type({v}) is not bytes or len({v}) != 32):\n"
+        f"    raise fail('32-byte string', {v})"
+    )
+    return check, f"(1 if {v} is None else 34)"
+
+
 OPT_ID: Spec[bytes | None] = Spec(
-    "bytes32 or null", _opt_id, _same, size=lambda v: 1 if v is None else 34
+    "bytes32 or null",
+    _opt_id,
+    _same,
+    size=lambda v: 1 if v is None else 34,
+    inline=_inline_opt_id,
 )
 
 
@@ -102,7 +143,15 @@ def _uint(value: Any) -> int:
     return value
 
 
-UINT: Spec[int] = Spec("uint", _uint, _same)
+def _inline_uint(v: str) -> tuple[str, str]:
+    check = (
+        f"if type({v}) is not int or not 0 <= {v} <= {UINT_MAX}:\n"
+        f"    raise fail('unsigned integer', {v})"
+    )
+    return check, _head_expr(v)
+
+
+UINT: Spec[int] = Spec("uint", _uint, _same, inline=_inline_uint)
 
 
 def _bool(value: Any) -> bool:
@@ -111,20 +160,47 @@ def _bool(value: Any) -> bool:
     return value
 
 
-BOOL: Spec[bool] = Spec("bool", _bool, _same, size=lambda _: 1)
+BOOL: Spec[bool] = Spec(
+    "bool",
+    _bool,
+    _same,
+    size=lambda _: 1,
+    inline=lambda v: (f"if type({v}) is not bool:\n    raise fail('bool', {v})", "1"),
+)
 
 
-def text(max_chars: int, *, min_chars: int = 0) -> Spec[str]:
-    """A text string of ``min_chars..max_chars`` code points."""
+def text(
+    max_chars: int, *, min_chars: int = 0, max_bytes: int | None = None, name: str | None = None
+) -> Spec[str]:
+    """A text string of ``min_chars..max_chars`` code points (and at most ``max_bytes`` UTF-8
+    bytes, when given)."""
+    label = name or f"text<={max_chars}"
 
     def check(value: Any) -> str:
         if type(value) is not str:
             raise _fail("text", value)
         if not min_chars <= len(value) <= max_chars:
             raise DecodeError(f"text must be {min_chars}..{max_chars} characters")
+        if max_bytes is not None and len(value.encode()) > max_bytes:
+            raise DecodeError(f"{label} is over {max_bytes} bytes")
         return value
 
-    return Spec(f"text<={max_chars}", check, _same, size=_text_size)
+    def render(v: str) -> tuple[str, str]:
+        lines = [
+            f"if type({v}) is not str:",
+            f"    raise fail('text', {v})",
+            f"if not {min_chars} <= len({v}) <= {max_chars}:",
+            f"    raise DecodeError({f'text must be {min_chars}..{max_chars} characters'!r})",
+            f"b_{v} = len({v}) if {v}.isascii() else len({v}.encode())",
+        ]
+        if max_bytes is not None:
+            lines += [
+                f"if b_{v} > {max_bytes}:",
+                f"    raise DecodeError({f'{label} is over {max_bytes} bytes'!r})",
+            ]
+        return "\n".join(lines), f"{_head_expr(f'b_{v}')} + b_{v}"
+
+    return Spec(label, check, _same, size=_text_size, inline=render)
 
 
 def _text_size(value: str) -> int:
@@ -147,7 +223,14 @@ def blob(max_bytes: int) -> Spec[bytes]:
             raise _fail(f"bytes<={max_bytes}", value)
         return value
 
-    return Spec(f"bytes<={max_bytes}", check, _same)
+    def render(v: str) -> tuple[str, str]:
+        check = (
+            f"if type({v}) is not bytes or len({v}) > {max_bytes}:\n"
+            f"    raise fail({f'bytes<={max_bytes}'!r}, {v})"
+        )
+        return check, f"{_head_expr(f'len({v})')} + len({v})"
+
+    return Spec(f"bytes<={max_bytes}", check, _same, inline=render)
 
 
 def enum(cls: type[E]) -> Spec[E]:
@@ -223,12 +306,18 @@ def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
     arity = len(specs)
     if len(names) != arity:
         raise TypeError(f"{cls.__name__}: {len(names)} fields but {arity} specs")
-    scope: dict[str, Any] = {"cls": cls, "new": tuple.__new__, "fail": _fail}
+    scope: dict[str, Any] = {
+        "cls": cls,
+        "new": tuple.__new__,
+        "fail": _fail,
+        "DecodeError": DecodeError,
+    }
     for i, spec in enumerate(specs):
         scope[f"d{i}"] = spec.decode
         scope[f"e{i}"] = spec.encode
         scope[f"s{i}"] = spec.size
         scope[f"t{i}"] = spec.trusted
+        scope[f"z{i}"] = spec.sized
     unpack = ", ".join(f"v{i}" for i in range(arity)) + ("," if arity == 1 else "")
     unpack = f"{unpack} = value" if arity else "pass"
     comma = "," if arity == 1 else ""
@@ -237,12 +326,38 @@ def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
         f"v{i}" if specs[i].trusted is None else f"t{i}(v{i})" for i in range(arity)
     ) + comma
     sizes = " + ".join([str(canonical_length(arity)), *(f"s{i}(v{i})" for i in range(arity))])
+    # ``sized``: validate and measure in one pass, simple fields inline.
+    steps: list[str] = []
+    parts: list[str] = [str(canonical_length(arity))]
+    values: list[str] = []
+    for i, spec in enumerate(specs):
+        if spec.inline is not None and spec.trusted is None:
+            statements, part = spec.inline(f"v{i}")
+            steps += statements.splitlines()
+            parts.append(part)
+            values.append(f"v{i}")
+        elif spec.sized is not None:
+            steps.append(f"x{i}, n{i} = z{i}(v{i})")
+            parts.append(f"n{i}")
+            values.append(f"x{i}")
+        else:
+            steps.append(f"x{i} = d{i}(v{i})")
+            parts.append(f"s{i}(v{i})")
+            values.append(f"x{i}")
+    measured = "\n    ".join(steps) or "pass"
     source = f"""
 def check(value):
     if type(value) is not list or len(value) != {arity}:
         raise fail("{cls.__name__} array of {arity}", value)
     {unpack}
     return new(cls, ({decoded}))
+
+def sized(value):
+    if type(value) is not list or len(value) != {arity}:
+        raise fail("{cls.__name__} array of {arity}", value)
+    {unpack}
+    {measured}
+    return new(cls, ({", ".join(values) + comma})), {" + ".join(parts)}
 
 def encode(value):
     {unpack}
@@ -257,7 +372,14 @@ def trusted(value):
     return new(cls, ({built}))
 """
     exec(compile(source, f"<record {cls.__name__}>", "exec"), scope)
-    return Spec(cls.__name__, scope["check"], scope["encode"], scope["trusted"], scope["size"])
+    return Spec(
+        cls.__name__,
+        scope["check"],
+        scope["encode"],
+        scope["trusted"],
+        scope["size"],
+        scope["sized"],
+    )
 
 
 def tagged(variants: dict[int, tuple[type[Any], Spec[Any]]], name: str) -> Spec[Any]:
