@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from . import core, relay, sync
+from . import browser, core, relay, sync
 from .harness import Result, runtime_gc
 
 BENCHMARKS: dict[str, Callable[[], Result]] = {
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Callable[[], Result]] = {
     "sync": sync.sync,
     "sync-bytes": sync.sync_bytes,
     "sync-snapshot": sync.sync_snapshot,
+    **browser.BENCHMARKS,
 }
 
 
