@@ -130,6 +130,8 @@ async def _serve(args: argparse.Namespace) -> int:
             print(f"websocket      ws://{args.host}:{relay.ws_port}")
             print(f"tcp            {args.host}:{relay.tcp_port}")
             print(f"http           http://{args.host}:{relay.http_port}/")
+            if args.static is not None:
+                print(f"web app        http://{args.host}:{relay.http_port}/")
         kinds = {"up": ("storage", "replay"), "storage": ("storage",), "replay": ("replay",)}
         for kind in kinds.get(args.command, ()):
             if args.command == "up":

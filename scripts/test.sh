@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh) and runs every check: ruff lint, mypy --strict (files and options
-# from pyproject's [tool.mypy]), then the whole pytest suite. Every check runs even when an
-# earlier one fails, so one run shows all problems; the exit status is non-zero if any failed.
-# Later issues add the browser tier (Debian chromium + Playwright) to the same pytest run.
+# Sets up (scripts/setup.sh --browser: also Debian's chromium) and runs every check: ruff lint,
+# mypy --strict (files and options from pyproject's [tool.mypy]), then the whole pytest suite,
+# browser tier included (tests/browser: Playwright driving /usr/bin/chromium headless against
+# the site build.py makes). Every check runs even when an earlier one fails, so one run shows
+# all problems; the exit status is non-zero if any failed.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-bash scripts/setup.sh
+bash scripts/setup.sh --browser
 
 failed=()
 
