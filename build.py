@@ -89,6 +89,12 @@ DIST_NAME = "willow_client"
 OWN_PACKAGES = ("willow_core", "willow_web")
 OWN_SUMMARY = "Willow's browser client: the pure core and the app that runs in Pyodide."
 
+#: Frontend assets go to ``app/<hash>/``: this many directories below the site root.
+APP_DIR = "app"
+APP_DEPTH = 2
+#: runtime.mjs holds this placeholder; the build puts the runtime URLs there (see _built_urls).
+RUNTIME_MODULE = "runtime.mjs"
+RUNTIME_URLS_MARKER = "/*@willow-runtime-urls@*/ null"
 #: Files of ``web/`` that are inputs to the build, not frontend assets.
 NOT_ASSETS = frozenset({"package.json", "package-lock.json"})
 #: HTML templates: the app page and the developer pages (harness, bare baseline).
@@ -340,6 +346,20 @@ def _render_page(
     return text.encode()
 
 
+def _built_urls(module: bytes, pyodide: str, sodium: str, wheels: list[str]) -> bytes:
+    """Write the runtime URLs into runtime.mjs, so the worker starts loading as it is evaluated.
+
+    They are relative to the site root, given as a path relative to the module itself; none of
+    them depends on the app directory's hash, which this content then feeds (no cycle).
+    """
+    urls = {"root": "../" * APP_DEPTH, "pyodide": pyodide, "sodium": sodium, "wheels": wheels}
+    text = module.decode()
+    if text.count(RUNTIME_URLS_MARKER) != 1:
+        raise BuildError(f"web/{RUNTIME_MODULE} must hold {RUNTIME_URLS_MARKER!r} exactly once")
+    payload = json.dumps(urls, sort_keys=True, separators=(",", ":"))
+    return text.replace(RUNTIME_URLS_MARKER, payload).encode()
+
+
 def _collect(
     root: Path, web: Path, modules: Path, cbor2_wheel: Path
 ) -> tuple[_Out, dict[str, object]]:
@@ -377,7 +397,12 @@ def _collect(
     frontend = _frontend_files(web)
     if "worker.mjs" not in frontend:
         raise BuildError("web/worker.mjs is missing")
-    app_dir = out.add_hashed_dir("app", frontend)
+    if RUNTIME_MODULE in frontend:
+        sodium = f"{sodium_dir}/libsodium-wrappers.mjs"
+        frontend[RUNTIME_MODULE] = _built_urls(
+            frontend[RUNTIME_MODULE], pyodide_dir + "/", sodium, wheels
+        )
+    app_dir = out.add_hashed_dir(APP_DIR, frontend)
     assets = {name: f"{app_dir}/{name}" for name in frontend}
 
     manifest: dict[str, object] = {

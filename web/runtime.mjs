@@ -2,9 +2,10 @@
 // wheels and the IndexedDB-backed /persist directory. Shared by the app worker (worker.mjs) and
 // the developer harness (dev/harness-worker.mjs) so both boot exactly the same way.
 //
-// Startup time is what users feel, so everything independent starts at once: the Pyodide
-// runtime, libsodium (its wasm is embedded in the module) and a prefetch of the wheels that warms
-// the HTTP cache while the interpreter boots. Only loadPackage and the IDBFS mount wait for the
+// Startup time is what users feel, so everything independent starts at once, as soon as the
+// worker module is evaluated (preload, from URLs build.py writes in): the Pyodide runtime,
+// libsodium (its wasm is embedded in the module) and a prefetch of the wheels that warms the
+// HTTP cache while the interpreter boots. Only loadPackage and the IDBFS mount wait for the
 // runtime, and those two run side by side.
 
 /** Stages reported to the page, in the order a loading bar fills. */
@@ -63,16 +64,72 @@ function describe(error) {
 }
 
 /**
+ * The runtime URLs build.py writes into this file (relative to it), so a worker can start
+ * loading the moment it is evaluated instead of after the page's boot message (which the page
+ * may send only after its own start-up fetches). null in the unbuilt source.
+ */
+const BUILT = /*@willow-runtime-urls@*/ null;
+
+function begin(urls) {
+  // Warm the HTTP cache with the wheels while Pyodide boots; loadPackage then reads them
+  // locally. A failed prefetch is harmless: loadPackage fetches again and reports the error.
+  for (const wheel of urls.wheels) {
+    fetch(wheel).then((r) => r.arrayBuffer()).catch(() => {});
+  }
+  const runtime = import(`${urls.pyodide}pyodide.mjs`).then(({ loadPyodide }) =>
+    loadPyodide({
+      indexURL: urls.pyodide,
+      lockFileURL: `${urls.pyodide}pyodide-lock.json`,
+      packages: [],
+    }),
+  );
+  const crypto = import(urls.sodium).then(async (module) => {
+    const sodium = module.default;
+    await sodium.ready;
+    return sodium;
+  });
+  // Failures surface when loadRuntime awaits these; do not report them twice before that.
+  runtime.catch(() => {});
+  crypto.catch(() => {});
+  return { urls, runtime, crypto };
+}
+
+/**
+ * Start loading the runtime now, from the URLs the build wrote in. Returns the handle to pass
+ * to loadRuntime as `early`, or null when this file was not built (then loading starts at boot).
+ */
+export function preload() {
+  if (BUILT === null) return null;
+  const root = new URL(BUILT.root, import.meta.url);
+  const url = (u) => new URL(u, root).href;
+  return begin({ pyodide: url(BUILT.pyodide), sodium: url(BUILT.sodium), wheels: BUILT.wheels.map(url) });
+}
+
+function sameUrls(a, b) {
+  return (
+    a.pyodide === b.pyodide &&
+    a.sodium === b.sodium &&
+    a.wheels.length === b.wheels.length &&
+    a.wheels.every((w, i) => w === b.wheels[i])
+  );
+}
+
+/**
  * Load everything. `onStage(stage)` is called as each stage completes ("runtime", "crypto",
- * "packages", "storage"); "app" belongs to the caller. Rejects with an Error whose `stage` says
- * which part failed.
+ * "packages", "storage"); "app" belongs to the caller. `early` is preload()'s handle: used when
+ * it loads what the page's manifest names (it always does for a consistent build), ignored
+ * otherwise. Rejects with an Error whose `stage` says which part failed.
  *
  * @returns {Promise<{pyodide, sodium, persist, url}>}
  */
-export async function loadRuntime(manifest, { onStage = () => {}, storage = true } = {}) {
+export async function loadRuntime(manifest, { onStage = () => {}, storage = true, early = null } = {}) {
   const url = resolver(manifest);
-  const indexURL = url(manifest.pyodide);
-  const wheels = manifest.wheels.map(url);
+  const urls = {
+    pyodide: url(manifest.pyodide),
+    sodium: url(manifest.sodium),
+    wheels: manifest.wheels.map(url),
+  };
+  const started = early && sameUrls(early.urls, urls) ? early : begin(urls);
 
   const staged = (stage, promise) =>
     promise.then(
@@ -88,26 +145,8 @@ export async function loadRuntime(manifest, { onStage = () => {}, storage = true
       },
     );
 
-  // Warm the HTTP cache with the wheels while Pyodide boots; loadPackage then reads them locally.
-  // A failed prefetch is harmless: loadPackage fetches again and reports the real error.
-  for (const wheel of wheels) {
-    fetch(wheel).then((r) => r.arrayBuffer()).catch(() => {});
-  }
-
-  const runtime = staged(
-    "runtime",
-    import(`${indexURL}pyodide.mjs`).then(({ loadPyodide }) =>
-      loadPyodide({ indexURL, lockFileURL: `${indexURL}pyodide-lock.json`, packages: [] }),
-    ),
-  );
-  const crypto = staged(
-    "crypto",
-    import(url(manifest.sodium)).then(async (module) => {
-      const sodium = module.default;
-      await sodium.ready;
-      return sodium;
-    }),
-  );
+  const runtime = staged("runtime", started.runtime);
+  const crypto = staged("crypto", started.crypto);
   // Fail fast on a crypto error too, rather than after the runtime finishes.
   crypto.catch(() => {});
 
@@ -116,7 +155,7 @@ export async function loadRuntime(manifest, { onStage = () => {}, storage = true
     "packages",
     (async () => {
       const errors = [];
-      await pyodide.loadPackage(wheels, {
+      await pyodide.loadPackage(urls.wheels, {
         messageCallback: () => {},
         errorCallback: (message) => errors.push(message),
       });

@@ -21,7 +21,10 @@
 // to onMessage(msg) as a JS object, one call per message in arrival order. A message that
 // raises (or whose returned awaitable rejects) is reported as {type: "error", message}.
 
-import { loadRuntime, STAGES } from "./runtime.mjs";
+import { loadRuntime, preload, STAGES } from "./runtime.mjs";
+
+// Start loading now: the page may send its boot message only after its own start-up fetches.
+const early = preload();
 
 const queue = [];
 let deliver = null;
@@ -72,7 +75,7 @@ async function boot(manifest, config) {
   };
   let stage = "runtime";
   try {
-    const { pyodide, sodium, persist } = await loadRuntime(manifest, { onStage: progress });
+    const { pyodide, sodium, persist } = await loadRuntime(manifest, { onStage: progress, early });
     stage = "app";
     const env = { sodium, config, pyodide, persist, post: makePost(pyodide) };
     const entry = pyodide.pyimport("willow_web.boot");

@@ -83,6 +83,25 @@ def test_sodium_import_is_rewritten_to_a_relative_one(site: Site) -> None:
     assert (site.root / str(site.manifest["sodium"])).with_name("libsodium-sumo.mjs").is_file()
 
 
+def test_runtime_module_carries_the_manifest_urls(site: Site) -> None:
+    # The worker starts loading from these before the page's boot message arrives; they must
+    # be the very URLs the manifest names, relative to the module's own directory.
+    worker = str(site.manifest["worker"])
+    runtime = site.root / worker.rsplit("/", 1)[0] / build.RUNTIME_MODULE
+    text = runtime.read_text()
+    assert build.RUNTIME_URLS_MARKER not in text
+    match = re.search(r"const BUILT = (\{.*?\});", text)
+    assert match is not None
+    built = json.loads(match.group(1))
+    base = runtime.parent
+    resolve = lambda url: (base / built["root"] / url).resolve()  # noqa: E731
+    assert resolve(built["pyodide"]) == (site.root / str(site.manifest["pyodide"])).resolve()
+    assert resolve(built["sodium"]) == (site.root / str(site.manifest["sodium"])).resolve()
+    wheels = site.manifest["wheels"]
+    assert isinstance(wheels, list)
+    assert [resolve(w) for w in built["wheels"]] == [(site.root / w).resolve() for w in wheels]
+
+
 def test_own_wheel_is_deterministic_and_well_formed() -> None:
     name, data = own_wheel()
     assert own_wheel() == (name, data)
@@ -130,8 +149,8 @@ def test_changing_one_input_renames_only_what_it_touches(site: Site, tmp_path: P
     rebuilt = build_site(tmp_path / "site", root=root).manifest
     assert isinstance(rebuilt["wheels"], list)
     assert isinstance(site.manifest["wheels"], list)
-    assert rebuilt["wheels"][0] == site.manifest["wheels"][0]  # cbor2 keeps its URL
-    assert rebuilt["wheels"][1] != site.manifest["wheels"][1]
+    assert rebuilt["wheels"][:-1] == site.manifest["wheels"][:-1]  # pinned wheels keep URLs
+    assert rebuilt["wheels"][-1] != site.manifest["wheels"][-1]  # ours is renamed
 
 
 def test_a_folder_that_is_not_a_site_is_never_replaced(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 // Python globals: sodium_js (libsodium.js), persist (env.persist) and, per run, harness_data
 // (the run's Uint8Array as a JsProxy, `.to_bytes()` gives bytes; jsnull when none was sent).
 
-import { loadRuntime } from "../runtime.mjs";
+import { loadRuntime, preload } from "../runtime.mjs";
+
+const early = preload();
 
 const INSTALL_BACKEND = `
 from willow_core import crypto
@@ -37,7 +39,7 @@ async function run({ id, code, data }) {
 async function boot(manifest) {
   try {
     const onStage = (stage) => self.postMessage({ type: "boot-progress", stage });
-    const runtime = await loadRuntime(manifest, { onStage });
+    const runtime = await loadRuntime(manifest, { onStage, early });
     pyodide = runtime.pyodide;
     pyodide.globals.set("sodium_js", runtime.sodium);
     pyodide.globals.set("persist", runtime.persist);
