@@ -161,6 +161,41 @@ def ensure_node_modules(web: Path = WEB) -> Path:
     return modules
 
 
+#: Pure-Python wheels the app needs in Pyodide: (file, requirement, sha256). segno draws the
+#: invite QR codes.
+PURE_WHEELS = (
+    (
+        "segno-1.6.6-py3-none-any.whl",
+        "segno==1.6.6",
+        "28c7d081ed0cf935e0411293a465efd4d500704072cdb039778a2ab8736190c7",
+    ),
+)
+
+
+def ensure_pure_wheel(name: str, requirement: str, sha256: str, cache: Path = CACHE) -> Path:
+    """A pinned py3-none-any wheel, downloaded once with pip and checked against its hash."""
+    target = cache / "wheels" / name
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        print(f"build: pip download {requirement}", file=sys.stderr)
+        with tempfile.TemporaryDirectory(dir=cache) as scratch:
+            done = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--only-binary=:all:", "--dest", scratch, requirement],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            fetched = Path(scratch) / name
+            if done.returncode != 0 or not fetched.is_file():
+                raise BuildError(f"pip download {requirement} failed:\n{done.stderr}")
+            fetched.replace(target)
+    actual = hashlib.sha256(target.read_bytes()).hexdigest()
+    if actual != sha256:
+        raise BuildError(f"{target} has sha256 {actual}, expected {sha256}")
+    return target
+
+
 def ensure_cbor2_wheel(cache: Path = CACHE) -> Path:
     """The pinned cbor2 wasm wheel, downloaded once with pip and checked against its hash."""
     target = cache / "wheels" / CBOR2_WHEEL
@@ -391,6 +426,12 @@ def _collect(
     wheel_name, wheel_bytes = own_wheel(root)
     wheels = [
         out.add_hashed_dir("wheels", {CBOR2_WHEEL: cbor2_wheel.read_bytes()}) + "/" + CBOR2_WHEEL,
+        *(
+            out.add_hashed_dir("wheels", {name: ensure_pure_wheel(name, req, sha).read_bytes()})
+            + "/"
+            + name
+            for name, req, sha in PURE_WHEELS
+        ),
         out.add_hashed_dir("wheels", {wheel_name: wheel_bytes}) + "/" + wheel_name,
     ]
 

@@ -290,6 +290,10 @@ $("jump").addEventListener("click", () => {
 });
 $("nav-toggle").addEventListener("click", () => document.body.classList.toggle("nav-open"));
 window.addEventListener("online", () => post({ type: "online" }));
+// The browser says the network is gone: drop the socket now rather than wait for it to time
+// out (sends queue locally meanwhile), and reconnect as soon as it says the network is back.
+window.addEventListener("offline", () => post({ type: "offline" }));
+window.addEventListener("hashchange", () => ready && openJoinFromHash());
 
 // --- start --------------------------------------------------------------------------------
 

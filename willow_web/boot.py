@@ -143,6 +143,9 @@ class BrowserShell:
                 proxy.destroy()
             delay = self._delay * (0.5 + random.random())
             self._delay = min(self._delay * 2, BACKOFF_S[1])
+            if self._wanted_offline:
+                app.link_closed(None)  # waits for the browser's "online"
+                return
             app.link_closed(self.io.now_ms() + int(delay * 1000))
             if not self._stopped:
                 task = asyncio.ensure_future(self._reconnect_after(delay))
@@ -228,6 +231,10 @@ class BrowserShell:
             self._wanted_offline = False
             self._delay = BACKOFF_S[0]
             self.connect()
+        elif kind == "offline":
+            self._wanted_offline = True
+            if self.socket is not None:
+                self.socket.close(1000, "the browser is offline")
         elif kind == "inspect":
             self.io.post({"type": "inspect", "id": message.get("id"), **self.inspect()})
 

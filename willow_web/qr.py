@@ -30,4 +30,5 @@ def qr_svg(text: str) -> Markup:
     code.save(
         out, kind="svg", scale=4, border=4, dark="#000", light="#fff", xmldecl=False, svgns=True
     )
-    return Markup(out.getvalue().decode())
+    # Whole-pixel modules at their natural size: cameras (and decoders) need sharp edges.
+    return Markup(out.getvalue().decode().replace("<svg ", '<svg shape-rendering="crispEdges" ', 1))
