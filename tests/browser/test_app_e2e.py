@@ -21,7 +21,7 @@ from playwright.sync_api import BrowserContext, Playwright, expect
 from bench.browserkit import ExternalRequests, chromium
 from build import Site
 from willow_core.invite import InviteLink
-from willow_core.kinds import Message
+from willow_core.kinds import Message, SetProfile
 from willow_core.permissions import Permission
 
 from tests.browser.stack import Stack
@@ -96,7 +96,7 @@ class Person:
 
     def shot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), animations="disabled")
 
 
 def _hash(person: Person, server: str) -> object:
@@ -160,6 +160,7 @@ def test_people_use_the_app_end_to_end(
         stack.call(lambda: stack.native.request_sync(parsed.server))
         stack.wait(lambda: parsed.invite in stack.native.open(parsed.server).dag, "invite at Dave")
         stack.call(lambda: stack.native.join(parsed, _now()))
+        stack.call(lambda: stack.native.author(parsed.server, SetProfile("Dave"), _now()))
         for person in (bob, carol):
             expect(person.page.locator("#composer")).to_be_enabled(timeout=BOOT_MS)
 
