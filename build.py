@@ -11,7 +11,8 @@ HTTP side. Everything the page needs is in it, so the app runs fully offline (D1
   (workers do not see a page's import map);
 - ``vendor/idiomorph.<hash>.mjs``: the DOM-morphing library's ESM build;
 - ``wheels/<hash>/``: the pinned cbor2 wasm wheel and our own ``willow_client`` wheel
-  (``willow_core`` + ``willow_web``), built here deterministically;
+  (``willow_core`` + ``willow_web``), built here deterministically, with bytecode compiled by
+  Pyodide's own Python (under node) so the browser imports modules without compiling them;
 - ``dev/``: the test harness page and the bare-Pyodide baseline page.
 
 Every asset URL carries a content hash (a hashed directory where a file name must stay fixed,
@@ -20,7 +21,8 @@ place. Manifest URLs are relative to the site root (the directory of ``index.htm
 
 Network is used only on the first build: ``npm ci`` (when ``web/node_modules`` is missing or
 older than ``web/package-lock.json``) and ``pip download`` of the cbor2 wheel into
-``.build-cache/``; both are pinned and checked. The same inputs give a byte-identical folder.
+``.build-cache/``; both are pinned and checked. Compiled bytecode is cached there too. The
+same inputs give a byte-identical folder.
 """
 
 from __future__ import annotations
@@ -95,6 +97,34 @@ APP_DEPTH = 2
 #: runtime.mjs holds this placeholder; the build puts the runtime URLs there (see _built_urls).
 RUNTIME_MODULE = "runtime.mjs"
 RUNTIME_URLS_MARKER = "/*@willow-runtime-urls@*/ null"
+#: Pyodide's site-packages, where loadPackage unpacks our wheel: the bytecode we ship names
+#: its sources there, so tracebacks point at real files.
+PYODIDE_SITE_PACKAGES = "/lib/python3.14/site-packages"
+#: Compiles our modules with Pyodide's own CPython (under node), so the browser imports
+#: bytecode instead of compiling every module at each start. Unchecked-hash pycs: the wheel's
+#: sources never change under them. Request and answer are JSON files named on the command line.
+PYC_COMPILER = r"""
+import { readFileSync, writeFileSync } from "node:fs";
+const [pyodideDir, requestPath, answerPath] = process.argv.slice(2);
+const { loadPyodide } = await import(pyodideDir + "/pyodide.mjs");
+const pyodide = await loadPyodide({ indexURL: pyodideDir + "/", packages: [] });
+pyodide.globals.set("REQUEST", readFileSync(requestPath, "utf8"));
+writeFileSync(answerPath, pyodide.runPython(`
+import base64, importlib.util, json, sys
+from importlib._bootstrap_external import _code_to_hash_pyc
+request = json.loads(REQUEST)
+compiled = {}
+for name in sorted(request["sources"]):
+    source = request["sources"][name].encode()
+    code = compile(source, request["prefix"] + name, "exec", dont_inherit=True)
+    pyc = _code_to_hash_pyc(code, importlib.util.source_hash(source), checked=False)
+    compiled[name] = base64.b64encode(bytes(pyc)).decode()
+    del code
+json.dumps({"tag": sys.implementation.cache_tag, "pyc": compiled})
+`));
+"""
+#: The interpreter tag of Pyodide 314's CPython, as in ``__pycache__/x.cpython-314.pyc``.
+PYODIDE_CACHE_TAG = "cpython-314"
 #: Files of ``web/`` that are inputs to the build, not frontend assets.
 NOT_ASSETS = frozenset({"package.json", "package-lock.json"})
 #: HTML templates: the app page and the developer pages (harness, bare baseline).
@@ -255,14 +285,82 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + raw.decode()
 
 
-def own_wheel(root: Path = ROOT) -> tuple[str, bytes]:
+def pyodide_bytecode(
+    sources: Mapping[str, bytes], modules: Path, cache: Path = CACHE
+) -> dict[str, bytes]:
+    """``__pycache__`` entries for every ``.py`` in ``sources``, compiled by Pyodide's Python.
+
+    Each result is cached under ``.build-cache/pyc/`` by a hash of the runtime and the source,
+    so only changed modules pay for booting Pyodide under node (a few seconds).
+    """
+    runtime = hashlib.sha256((modules / "pyodide" / "pyodide-lock.json").read_bytes()).digest()
+    store = cache / "pyc"
+    wanted: dict[str, Path] = {}
+    for name, source in sources.items():
+        if name.endswith(".py"):
+            key = hashlib.sha256(runtime + name.encode() + b"\0" + source).hexdigest()
+            wanted[name] = store / f"{key}.pyc"
+    missing = {name: sources[name] for name, path in wanted.items() if not path.is_file()}
+    if missing:
+        for name, pyc in _compile_with_pyodide(missing, modules).items():
+            store.mkdir(parents=True, exist_ok=True)
+            path = wanted[name]
+            scratch = path.with_suffix(f".{os.getpid()}.tmp")
+            scratch.write_bytes(pyc)
+            scratch.replace(path)
+    out: dict[str, bytes] = {}
+    for name, path in wanted.items():
+        directory, _, file = name.rpartition("/")
+        stem = file.removesuffix(".py")
+        out[f"{directory}/__pycache__/{stem}.{PYODIDE_CACHE_TAG}.pyc"] = path.read_bytes()
+    return out
+
+
+def _compile_with_pyodide(sources: Mapping[str, bytes], modules: Path) -> dict[str, bytes]:
+    node = shutil.which("node")
+    if node is None:
+        raise BuildError("node is not installed (Debian: apt-get install -y nodejs)")
+    print(f"build: compiling {len(sources)} modules with Pyodide", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as scratch:
+        script, request, answer = (Path(scratch) / n for n in ("c.mjs", "req.json", "ans.json"))
+        script.write_text(PYC_COMPILER)
+        request.write_text(
+            json.dumps(
+                {
+                    "prefix": PYODIDE_SITE_PACKAGES + "/",
+                    "sources": {name: data.decode() for name, data in sources.items()},
+                }
+            )
+        )
+        pyodide_dir = (modules / "pyodide").resolve().as_posix()
+        done = subprocess.run(
+            [node, str(script), pyodide_dir, str(request), str(answer)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0 or not answer.is_file():
+            raise BuildError(f"compiling with Pyodide failed:\n{done.stdout}\n{done.stderr}")
+        result = json.loads(answer.read_text())
+    if result["tag"] != PYODIDE_CACHE_TAG:
+        raise BuildError(f"Pyodide's cache tag is {result['tag']}, expected {PYODIDE_CACHE_TAG}")
+    return {name: base64.b64decode(data) for name, data in result["pyc"].items()}
+
+
+def own_wheel(
+    root: Path = ROOT, *, modules: Path | None = None, cache: Path = CACHE
+) -> tuple[str, bytes]:
     """Our py3-none-any wheel as ``(file name, bytes)``, byte-identical for the same sources.
 
     Written with zipfile rather than a build backend so that nothing varies: entries sorted,
-    timestamps and modes fixed, dist-info last with RECORD at the very end.
+    timestamps and modes fixed, dist-info last with RECORD at the very end. With ``modules``
+    (web/node_modules), it also carries Pyodide bytecode for every module (CPython ignores it:
+    its cache tag differs).
     """
     version = _project_version(root)
     files = _package_files(root, OWN_PACKAGES)
+    if modules is not None:
+        files.update(pyodide_bytecode(files, modules, cache))
     info = f"{DIST_NAME}-{version}.dist-info"
     metadata = (
         "Metadata-Version: 2.1\n"
@@ -396,7 +494,7 @@ def _built_urls(module: bytes, pyodide: str, sodium: str, wheels: list[str]) -> 
 
 
 def _collect(
-    root: Path, web: Path, modules: Path, cbor2_wheel: Path
+    root: Path, web: Path, modules: Path, cbor2_wheel: Path, cache: Path
 ) -> tuple[_Out, dict[str, object]]:
     out = _Out()
 
@@ -423,7 +521,7 @@ def _collect(
         "vendor", "idiomorph", ".mjs", (modules / IDIOMORPH_ESM).read_bytes()
     )
 
-    wheel_name, wheel_bytes = own_wheel(root)
+    wheel_name, wheel_bytes = own_wheel(root, modules=modules, cache=cache)
     wheels = [
         out.add_hashed_dir("wheels", {CBOR2_WHEEL: cbor2_wheel.read_bytes()}) + "/" + CBOR2_WHEEL,
         *(
@@ -497,7 +595,7 @@ def build_site(
     web = root / "web"
     modules = ensure_node_modules(web)
     cbor2_wheel = ensure_cbor2_wheel(cache)
-    files, manifest = _collect(root, web, modules, cbor2_wheel)
+    files, manifest = _collect(root, web, modules, cbor2_wheel, cache)
     _write(files, out.resolve())
     return Site(out.resolve(), manifest)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import re
@@ -132,6 +133,24 @@ def test_own_wheel_is_deterministic_and_well_formed() -> None:
             expected = urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=").decode()
             assert (digest, int(size)) == (f"sha256={expected}", len(body)), path
         assert record[-1] == "willow_client-0.1.0.dist-info/RECORD,,"
+
+
+def test_site_wheel_carries_pyodide_bytecode_for_every_module(site: Site) -> None:
+    wheels = site.manifest["wheels"]
+    assert isinstance(wheels, list)
+    with zipfile.ZipFile(site.root / wheels[-1]) as zf:
+        names = set(zf.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        assert sources
+        for source in sources:
+            directory, _, file = source.rpartition("/")
+            pyc = f"{directory}/__pycache__/{file[:-3]}.{build.PYODIDE_CACHE_TAG}.pyc"
+            assert pyc in names, source
+            header = zf.read(pyc)[:8]
+            # Pyodide's magic number, not this interpreter's; flags 1 = unchecked hash-based.
+            assert header[:4] != importlib.util.MAGIC_NUMBER
+            assert int.from_bytes(header[4:8], "little") == 1
+        assert len([n for n in names if n.endswith(".pyc")]) == len(sources)
 
 
 def test_changing_one_input_renames_only_what_it_touches(site: Site, tmp_path: Path) -> None:
