@@ -28,6 +28,9 @@ it saw first, and other authors' events that depend on either branch can still e
 
 from __future__ import annotations
 
+from collections.abc import Container
+from itertools import islice
+
 from . import crypto
 from .encoding import encode
 from .errors import InsertError
@@ -226,6 +229,75 @@ class EventDag:
             return True
         return False
 
+    def add_run(
+        self,
+        batch: list[Event],
+        start: int,
+        refused: Container[bytes],
+        held: Container[bytes],
+        awaited: Container[bytes],
+    ) -> int:
+        """Check and add ``batch[start:]`` while each event is *plain*; returns the index of the
+        first event that is not (``len(batch)`` if all were).
+
+        Plain: a later event of an author already in the DAG, extending their single tip, whose
+        parents are all present and no later than it, of a kind with no reference or removal
+        rule, and none of new, duplicate (``refused``, e.g. a bad signature, ``held`` or
+        ``awaited`` by the pending buffer: the general path handles those). For such an event
+        ``check`` + ``add`` reduce to the comparisons below; this is the bulk path of a whole
+        history's ingest, where almost every event is plain. Nothing is changed for the event
+        returned, so the caller can give it to ``check`` and ``add``.
+        """
+        server_id = self.server_id
+        events, nat, depth = self.events, self.nat, self.depth
+        floors, raised = self.floor, self.raised
+        chains, tips_of = self.chains, self.tips
+        special = _SPECIAL_KINDS
+        index = start
+        for ev in islice(batch, start, None):
+            event_id, server, author, seq, prev, _, ts, kind, _, _, _, parents = ev
+            if (
+                kind in special
+                or server != server_id
+                or event_id in events
+                or event_id in refused
+                or event_id in held
+                or event_id in awaited
+            ):
+                return index
+            chain = chains.get(author)
+            if chain is None or seq in chain:
+                return index  # the author's first event, or a second event at one seq
+            tips = tips_of[author]
+            if len(tips) != 1 or tips[0] != prev:
+                return index  # forked author, or prev is not the tip (bad-prev or fork)
+            parent = events[prev]
+            if parent.seq != seq - 1 or parent.ts > ts:
+                return index
+            if len(parents) == 1:
+                causal = nat[prev] + 1
+                effective = depth[prev] + 1
+            else:
+                for parent_id in parents:
+                    parent = events.get(parent_id)  # type: ignore[assignment]
+                    if parent is None or parent.ts > ts:
+                        return index
+                causal = 1 + max(map(nat.__getitem__, parents))
+                effective = 1 + max(map(depth.__getitem__, parents))
+            if floors:
+                floor = floors.get(author, -1)
+                if floor >= 0:
+                    raised[event_id] = floor + 1
+                    if floor >= effective:
+                        effective = floor + 1
+            events[event_id] = ev
+            nat[event_id] = causal
+            depth[event_id] = effective
+            chain[seq] = event_id
+            tips[0] = event_id
+            index += 1
+        return index
+
     def _floor_of(self, ev: Event) -> int:
         floors = self.floor
         if not floors:
@@ -351,6 +423,10 @@ REMOVAL_KINDS = frozenset(
         Kind.REVOKE_INVITE,
     }
 )
+
+
+#: Kinds ``add_run`` leaves to ``check`` and ``add``: genesis, reference rules, removals.
+_SPECIAL_KINDS = REMOVAL_KINDS | {Kind.CREATE_SERVER, Kind.VOTE, Kind.JOIN}
 
 
 def removal_targets(ev: Event, events: dict[bytes, Event]) -> tuple[bytes, ...]:

@@ -4,7 +4,7 @@ Theory of operation (see ``order`` for the order itself). ``receive`` checks eac
 buffers those with missing parents, adds the rest to the DAG (draining buffered children), and
 then integrates the whole batch at once:
 
-1. ``r`` = where the smallest new order key would go (bisection over the sorted keys); if an
+1. ``r`` = where the smallest new order key would go (bisection over the order); if an
    author was just found to equivocate, also the position of their earliest event from the
    fork seq on (those events must now be re-judged).
 2. Undo the applied events after ``r``, newest first, with their journals.
@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from operator import lt as _lt
 
 from . import crypto
@@ -35,6 +36,8 @@ from .state import ServerState
 
 __all__ = ["ManagedDag", "Receipt", "UNDO_WINDOW", "RESTORE_JOURNAL"]
 
+#: ``(author, signable, sig)`` of an event: what its signature check takes.
+_SIGNED = itemgetter(2, 9, 10)
 #: Journals rebuilt by ``restore`` (the rest of the window refills as events arrive).
 RESTORE_JOURNAL = 2_000
 #: Events whose undo journals are kept. A late event landing further back than this rebuilds
@@ -66,7 +69,6 @@ class ManagedDag:
         "pending",
         "state",
         "order",
-        "keys",
         "undo_window",
         "rebuilds",
         "_undo",
@@ -78,9 +80,8 @@ class ManagedDag:
         self.pending = PendingBuffer()
         #: None until genesis has arrived.
         self.state: ServerState | None = None
+        #: the applied events, ascending by ``(depth, id)`` (``keys``); found by bisection
         self.order: list[Event] = []
-        #: order keys ``(depth, id)``, aligned with ``order`` and ascending
-        self.keys: list[OrderKey] = []
         self.undo_window = undo_window
         #: full rebuilds so far (a health counter; tests assert late events avoid them)
         self.rebuilds = 0
@@ -90,6 +91,17 @@ class ManagedDag:
     @property
     def server_id(self) -> bytes:
         return self.dag.server_id
+
+    @property
+    def keys(self) -> list[OrderKey]:
+        """The order keys ``(depth, id)`` of ``order`` (ascending), computed on demand."""
+        depth = self.dag.depth
+        return [(depth[ev.id], ev.id) for ev in self.order]
+
+    def _place(self, key: OrderKey) -> int:
+        """Where ``key`` goes in ``order`` (bisection; the depths of ``order`` are current)."""
+        depth = self.dag.depth
+        return bisect_left(self.order, key, key=lambda ev: (depth[ev.id], ev.id))
 
     def receive(
         self, events: Iterable[Event], now_ms: int, *, verified: bool = False
@@ -103,16 +115,34 @@ class ManagedDag:
         forked: set[bytes] = set()
         dag = self.dag
         held = dag.events
-        waiting = self.pending.held
+        pending = self.pending
+        waiting = pending.held
         events = list(events)
         forged: set[bytes] = set()
         if not verified:
             # Every new signature in one backend call: one FFI crossing in the browser, and a
             # tight loop natively. Each event is verified once, here, and never again.
-            fresh = [ev for ev in events if ev.id not in held and ev.id not in waiting]
-            verdicts = crypto.ed25519_verify_many([(e.author, e.signable, e.sig) for e in fresh])
-            forged = {ev.id for ev, ok in zip(fresh, verdicts, strict=True) if not ok}
-        for ev in events:
+            if held or waiting:
+                fresh = [ev for ev in events if ev.id not in held and ev.id not in waiting]
+            else:
+                fresh = events
+            verdicts = crypto.ed25519_verify_many(list(map(_SIGNED, fresh)))
+            if not all(verdicts):
+                forged = {ev.id for ev, ok in zip(fresh, verdicts, strict=True) if not ok}
+        inserted = receipt.inserted
+        add_run = dag.add_run
+        i, count = 0, len(events)
+        while i < count:
+            # Plain events (almost all of a history) go in by the bulk path; the first one that
+            # is not takes the general path below, then the bulk path resumes after it.
+            run_end = add_run(events, i, forged, waiting, pending.awaited)
+            if run_end > i:
+                inserted.extend(events[i:run_end])
+                i = run_end
+                if i == count:
+                    break
+            ev = events[i]
+            i += 1
             if ev.id in held or ev.id in waiting:
                 receipt.duplicates += 1
                 continue
@@ -125,14 +155,14 @@ class ManagedDag:
                 receipt.refused.append((ev.id, exc))
                 continue
             if missing:
-                if self.pending.add(ev, missing[0], now_ms):
+                if pending.add(ev, missing[0], now_ms):
                     receipt.buffered += 1
                 else:
                     receipt.dropped += 1
                 continue
             self._add(ev, now_ms, receipt, forked)
-        if receipt.inserted:
-            receipt.moved = self._integrate(receipt.inserted, forked)
+        if inserted:
+            receipt.moved = self._integrate(inserted, forked)
         return receipt
 
     def _add(self, ev: Event, now_ms: int, receipt: Receipt, forked: set[bytes]) -> None:
@@ -174,13 +204,13 @@ class ManagedDag:
                 dag.relax(new)
             self.rebuild()
             return []
-        keys = self.keys
-        r = bisect_left(keys, min((depth[ev.id], ev.id) for ev in new))
+        place = self._place
+        r = place(min((depth[ev.id], ev.id) for ev in new))
         for ev in raised:
-            r = min(r, bisect_left(keys, (depth[ev.id], ev.id)))
+            r = min(r, place((depth[ev.id], ev.id)))
         for author in forked:
             for ev in dag.events_at_or_after(author, dag.fork_seq[author]):
-                r = min(r, bisect_left(keys, (depth[ev.id], ev.id)))
+                r = min(r, place((depth[ev.id], ev.id)))
         moved: list[Event] = []
         if raised:
             before = [(ev, depth[ev.id]) for ev in self.order[r:]]
@@ -190,12 +220,11 @@ class ManagedDag:
             self.rebuild()
             return moved
         self._rewind(r)
-        if r == len(keys):
+        if r == len(self.order):
             suffix = sorted(new, key=lambda ev: (depth[ev.id], ev.id))
         else:
             suffix = sorted(self.order[r:] + new, key=lambda ev: (depth[ev.id], ev.id))
             del self.order[r:]
-            del keys[r:]
         self._apply_suffix(suffix)
         return moved
 
@@ -211,13 +240,11 @@ class ManagedDag:
     def _apply_suffix(self, suffix: list[Event]) -> None:
         state = self.state
         assert state is not None
-        order, keys, journals = self.order, self.keys, self._undo
-        depth = self.dag.depth
+        order, journals = self.order, self._undo
         forks = self.dag.fork_seq.get
         j = Journal()
         for ev in suffix:
             order.append(ev)
-            keys.append((depth[ev.id], ev.id))
             j.entries = []
             apply_event(state, ev, j, forks(ev.author))
             journals.append(j.entries)
@@ -236,10 +263,8 @@ class ManagedDag:
         # As in ``restore``: journal a short tail; the window refills as new events apply.
         cut = max(0, len(order) - min(self.undo_window, RESTORE_JOURNAL))
         fold(state, order[:cut], self.dag.fork_seq, Unrecorded())
-        depth = self.dag.depth
         self.state = state
         self.order = order[:cut]
-        self.keys = [(depth[ev.id], ev.id) for ev in self.order]
         self._undo = []
         self._undo_base = cut
         self._apply_suffix(order[cut:])
@@ -274,7 +299,6 @@ class ManagedDag:
         fold(state, order[:cut], dag.fork_seq, Unrecorded())
         self.state = state
         self.order = order[:cut]
-        self.keys = keys[:cut]
         self._undo = []
         self._undo_base = cut
         self._apply_suffix(order[cut:])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .apply import apply_event
+from .apply import apply_all
 from .dag import EventDag
 from .errors import LocalError
 from .event import Event
@@ -32,9 +32,7 @@ def fold(
     state: ServerState, order: Iterable[Event], fork_seq: dict[bytes, int], j: Journal
 ) -> None:
     """Apply ``order`` to ``state`` in sequence."""
-    forks = fork_seq.get
-    for ev in order:
-        apply_event(state, ev, j, forks(ev.author))
+    apply_all(state, order, fork_seq, j)
 
 
 def materialize(dag: EventDag) -> ServerState:

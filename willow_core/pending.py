@@ -31,13 +31,15 @@ MAX_PENDING_AGE_MS = 3_600_000
 class PendingBuffer:
     """Events keyed by one missing parent; insertion-ordered so the oldest go first."""
 
-    __slots__ = ("_entries", "held", "_waiting", "_per_author", "_bytes", "dropped")
+    __slots__ = ("_entries", "held", "_waiting", "awaited", "_per_author", "_bytes", "dropped")
 
     def __init__(self) -> None:
         self._entries: dict[bytes, tuple[Event, bytes, int]] = {}
         #: the held events by id (read-only view for hot paths: ``in`` and truth are C-level)
         self.held = self._entries
         self._waiting: dict[bytes, list[bytes]] = {}
+        #: missing parent id -> ids of the events held for it (read-only view for hot paths)
+        self.awaited = self._waiting
         self._per_author: dict[bytes, int] = {}
         self._bytes = 0
         #: events refused or evicted so far (a health counter for the shell).

@@ -47,21 +47,15 @@ _SEND, _VIEW = Permission.SEND_MESSAGES, Permission.VIEW_CHANNEL
 _SHORTCODE = re.compile(r"[a-z0-9_]{2,32}")
 
 
-def _post(
-    state: ServerState,
-    ev: Event,
-    channel_id: bytes,
-    thread_id: bytes | None,
-    body: str,
-    reply_to: bytes | None,
-    file: object,
-    j: Journal,
-) -> Outcome:
+def _post(state: ServerState, ev: Event, p: Message | FileMessage, j: Journal) -> Outcome:
+    """A message or a file message: the hottest handler, so it is the handler of both itself."""
+    channel_id = p.channel
     channel = state.channels.get(channel_id)
     if channel is None:
         return RejectReason.UNKNOWN_CHANNEL
+    file = p.file if type(p) is FileMessage else None
     author = ev.author
-    if author not in state.admins:  # inlined needs_channel: this is the hottest handler
+    if author not in state.admins:  # inlined needs_channel
         perms = state.perm_cache.get((author, channel_id))
         if perms is None:
             perms = channel_permissions(state, author, channel_id)
@@ -71,6 +65,7 @@ def _post(
             or (file is not None and Permission.ATTACH_FILES not in perms)
         ):
             return RejectReason.MISSING_PERMISSION
+    thread_id = p.thread
     thread = None
     if thread_id is not None:
         thread = state.threads.get(thread_id)
@@ -79,9 +74,7 @@ def _post(
         if thread.channel != channel_id:
             return RejectReason.INVALID_TARGET
     event_id, ts = ev.id, ev.ts
-    message = ChatMessage(
-        event_id, channel_id, thread_id, author, body, ts, reply_to, file  # type: ignore[arg-type]
-    )
+    message = ChatMessage(event_id, channel_id, thread_id, author, p.body, ts, p.reply_to, file)
     j.set(state.messages, event_id, message)
     j.append(channel.messages if thread is None else thread.messages, event_id)
     if ts > channel.last_activity:
@@ -89,12 +82,8 @@ def _post(
     return None
 
 
-def apply_message(state: ServerState, ev: Event, p: Message, j: Journal) -> Outcome:
-    return _post(state, ev, p.channel, p.thread, p.body, p.reply_to, None, j)
-
-
-def apply_file_message(state: ServerState, ev: Event, p: FileMessage, j: Journal) -> Outcome:
-    return _post(state, ev, p.channel, p.thread, p.body, p.reply_to, p.file, j)
+apply_message = _post
+apply_file_message = _post
 
 
 def apply_edit_message(state: ServerState, ev: Event, p: EditMessage, j: Journal) -> Outcome:
