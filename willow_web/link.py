@@ -60,6 +60,7 @@ class RelayLink:
     def opened(self) -> None:
         """The socket is open; the relay speaks first (HELLO)."""
         self.state = LinkState.HANDSHAKE
+        self.relay_key = None
 
     def closed(self) -> None:
         self.state = LinkState.CLOSED
@@ -85,7 +86,7 @@ class RelayLink:
                 raise DecodeError("the relay's key is not the one its capability document names")
             self.relay_key = relay_key
             return [auth_frame(self.node.identity, relay_key, challenge)]
-        if frame_type is FrameType.READY and self.state is LinkState.HANDSHAKE:
+        if frame_type is FrameType.READY and self.state is LinkState.HANDSHAKE and self.relay_key:
             self.state = LinkState.READY
             self.sessions += 1
             if self.on_ready is not None:

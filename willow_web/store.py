@@ -103,7 +103,8 @@ class Store:
         """Every stored event of ``server`` in (depth, id) order; a torn last row is skipped."""
         rows: dict[bytes, Row] = {}
         last = (0, 0)
-        for number, path in self._segments(server):
+        segments = self._segments(server)
+        for number, path in segments:
             data = path.read_bytes()
             pos = 0
             while pos + 4 <= len(data):
@@ -117,6 +118,10 @@ class Store:
                 pos += 4 + size
                 if _is_row(value):
                     rows[value[0]] = (value[0], value[1], value[2], value[3])
+            if pos < len(data) and (number, path) == segments[-1]:
+                # Cut the torn row off, so the next append starts on a row boundary.
+                with path.open("r+b") as f:
+                    f.truncate(pos)
             last = (number, pos)
         self._tails[server] = last
         return sorted(rows.values(), key=lambda r: (r[1], r[0]))
