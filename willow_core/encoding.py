@@ -19,7 +19,6 @@ Data model: ``None``, ``bool``, ``int`` in [-2**63, 2**64), ``bytes``, ``str``, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn
 
 import cbor2
@@ -47,24 +46,23 @@ _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
 
 
-def _refuse_tag(decoder: object) -> NoReturn:
+def _refuse_tag(*_: object) -> NoReturn:
     raise cbor2.CBORDecodeError("tags are not allowed")
 
 
-class _NoTags(Mapping[int, Any]):
-    """A semantic-decoder table that maps every tag to a refusal (cbor2 has no "no tags")."""
+class _NoTags(dict[int, Any]):
+    """A semantic-decoder table that maps every tag to a refusal (cbor2 has no "no tags").
 
-    def __getitem__(self, tag: int) -> Any:
+    cbor2 looks a tag up here before its built-in decoders; every lookup misses into
+    ``__missing__``. A ``dict`` subclass rather than a ``Mapping``: cbor2 checks the table's
+    type on every call, and an abstract ``Mapping`` costs it an ``isinstance`` walk each time.
+    """
+
+    def __missing__(self, tag: int) -> Any:
         return _refuse_tag
 
     def __contains__(self, tag: object) -> bool:
         return True
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
 
 
 _NO_TAGS = _NoTags()
