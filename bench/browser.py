@@ -54,7 +54,7 @@ CORE_ROUNDS = 3
 CORE_GOAL = 4.0
 #: Browser launches per page (alternating app and bare); each gives one cold load, on a fresh
 #: profile, then WARM_LOADS loads in new tabs of the same browser. The best of each is kept.
-START_ROUNDS = 3
+START_ROUNDS = 5
 WARM_LOADS = 1
 START_GOAL = 1.3
 #: Frames to decode in Pyodide: far above the fixture's size (about 4 MB).
@@ -171,16 +171,24 @@ def browser_core(n_events: int = CORE_EVENTS, rounds: int = CORE_ROUNDS) -> Resu
 
 def _load_ms(context: BrowserContext, url: str) -> float:
     """Open ``url`` in a new tab; milliseconds from navigation start to data-ready."""
+    from playwright.sync_api import Error as PlaywrightError
+
     page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
         page.goto(url)
-        page.wait_for_function(
-            "window.__readyAt !== undefined || document.documentElement.dataset.bootError",
-            timeout=BOOT_TIMEOUT_MS,
-        )
+        try:
+            page.wait_for_function(
+                "window.__readyAt !== undefined || document.documentElement.dataset.bootError",
+                timeout=BOOT_TIMEOUT_MS,
+            )
+        except PlaywrightError as e:
+            raise AssertionError(f"{url} never became ready; console: {console}") from e
         error = page.evaluate("document.documentElement.dataset.bootError")
         if error:
-            raise AssertionError(f"{url} failed to start: {error}")
+            raise AssertionError(f"{url} failed to start: {error}; console: {console}")
         return float(page.evaluate("window.__readyAt"))
     finally:
         page.close()
