@@ -56,10 +56,17 @@ function makeDeliver(pyodide, onMessage) {
   return (message) => {
     try {
       const result = onMessage(message);
+      const release = () => {
+        if (result instanceof PyProxy) result.destroy();
+      };
       if (result && typeof result.then === "function") {
-        result.then(undefined, reportError);
-      } else if (result instanceof PyProxy) {
-        result.destroy();
+        // An async handler: report a failure, free the proxy once it has settled.
+        result.then(release, (error) => {
+          release();
+          reportError(error);
+        });
+      } else {
+        release();
       }
     } catch (error) {
       reportError(error);

@@ -44,8 +44,10 @@ def static_url(site: Site) -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Playwright's sync API, per test module: while it is open it holds an event loop as the
+    running one, which would break every ``asyncio.run`` in test modules collected after it."""
     with sync_playwright() as p:
         yield p
 
@@ -57,14 +59,14 @@ def session_external() -> Iterator[ExternalRequests]:
     assert external.urls == [], f"requests left the machine: {external.urls}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def harness(
     playwright: Playwright,
     relay_url: str,
     session_external: ExternalRequests,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Page]:
-    """One harness page (served by the relay), booted once and shared by the session."""
+    """One harness page (served by the relay), booted once and shared by the module's tests."""
     with chromium(playwright, tmp_path_factory.mktemp("profile"), session_external) as context:
         yield open_harness(context, relay_url)
 

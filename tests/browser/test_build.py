@@ -95,7 +95,10 @@ def test_runtime_module_carries_the_manifest_urls(site: Site) -> None:
     assert match is not None
     built = json.loads(match.group(1))
     base = runtime.parent
-    resolve = lambda url: (base / built["root"] / url).resolve()  # noqa: E731
+
+    def resolve(url: str) -> Path:
+        return (base / str(built["root"]) / url).resolve()
+
     assert resolve(built["pyodide"]) == (site.root / str(site.manifest["pyodide"])).resolve()
     assert resolve(built["sodium"]) == (site.root / str(site.manifest["sodium"])).resolve()
     wheels = site.manifest["wheels"]

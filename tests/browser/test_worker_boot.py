@@ -23,7 +23,8 @@ from bench.browserkit import BOOT_TIMEOUT_MS, ExternalRequests, StaticServer, ch
 from build import build_site
 
 #: The stub entry point. It counts boots in /persist (so a restart shows what persisted),
-#: posts a plain dict, echoes page messages, and raises on demand.
+#: posts a plain dict, echoes page messages (4 and 5 through an awaitable), and raises on
+#: demand (3 at once, 5 later).
 STUB_BOOT = '''
 import asyncio
 from pathlib import Path
@@ -40,9 +41,17 @@ async def start(env):
     version = env.sodium.sodium_version_string()
     env.post({"type": "started", "boots": boots, "sodium": version, "config": config})
 
+    async def later(n):
+        await asyncio.sleep(0.05)
+        if n == 5:
+            raise ValueError("five is refused later")
+        env.post({"type": "echo", "n": n})
+
     def on_message(message):
         if message.n == 3:
             raise ValueError("three is refused")
+        if message.n >= 4:
+            return later(message.n)  # an awaitable: the worker runs it and reports failure
         env.post({"type": "echo", "n": message.n})
 
     return on_message
@@ -57,7 +66,7 @@ window.received = [];
 worker.onmessage = (event) => window.received.push(event.data);
 worker.postMessage({ type: "page", n: 0 });  // before boot: held until the app starts
 worker.postMessage({ type: "boot", manifest, config });
-for (const n of [1, 2, 3, 4]) worker.postMessage({ type: "page", n });
+for (const n of [1, 2, 3, 4, 5]) worker.postMessage({ type: "page", n });
 """
 
 STUB_INDEX = """<!doctype html>
@@ -100,7 +109,7 @@ def test_boot_contract(
 ) -> None:
     config = {"relay": "ws://127.0.0.1:1/", "nested": {"list": [1, 2]}}
     url = f"{stub_url}?config={quote(json.dumps(config))}"
-    done = "m.type === 'echo' && m.n === 4"
+    done = "m.type === 'error' && m.message.includes('five')"
     received = boot(playwright, tmp_path / "profile", url, external, done)
 
     progress = of_type(received, "boot-progress")
@@ -120,9 +129,10 @@ def test_boot_contract(
     # after start() resolved (the started post comes first).
     assert [m["n"] for m in of_type(received, "echo")] == [0, 1, 2, 4]
     assert received.index(started) < received.index(of_type(received, "echo")[0])
-    errors = of_type(received, "error")
-    assert len(errors) == 1
-    assert "three is refused" in errors[0]["message"]
+    errors = [m["message"] for m in of_type(received, "error")]
+    assert len(errors) == 2
+    assert "three is refused" in errors[0]
+    assert "five is refused later" in errors[1]
     assert of_type(received, "boot-error") == []
 
     # Same profile, browser restarted: /persist came back from IndexedDB.
