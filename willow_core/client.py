@@ -83,9 +83,7 @@ class Community:
     def state_hash(self) -> bytes:
         return state_hash(self.state)
 
-    def receive(
-        self, events: Iterable[Event], wall_ms: int, *, verified: bool = False
-    ) -> Receipt:
+    def receive(self, events: Iterable[Event], wall_ms: int, *, verified: bool = False) -> Receipt:
         """Take events from the network or the local store."""
         events = list(events)
         for ev in events:

@@ -297,8 +297,20 @@ def decode_event(wire: bytes) -> Event:
         raise DecodeError("not canonical CBOR")
     return _new(
         Event,
-        (_sha256(s).digest(), server, author, seq, prev, deps, ts, kind, payload, s, sig,
-         deps if seq == 1 else (prev, *deps)),
+        (
+            _sha256(s).digest(),
+            server,
+            author,
+            seq,
+            prev,
+            deps,
+            ts,
+            kind,
+            payload,
+            s,
+            sig,
+            deps if seq == 1 else (prev, *deps),
+        ),
     )
 
 

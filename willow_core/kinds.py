@@ -27,12 +27,14 @@ from .schema import (
     blob,
     enum,
     enum_set,
+    exact_bytes,
     list_of,
     optional,
     record,
     tagged,
     text,
 )
+from .sealing import KEY_ID_BYTES, SALT_BYTES, Sealed
 
 __all__ = [
     "Kind",
@@ -40,7 +42,9 @@ __all__ = [
     "EphemeralKind",
     "ThresholdMode",
     "OverwriteTarget",
+    "HistoryVisibility",
     "MAX_NAME_CHARS",
+    "MAX_SEALED_BYTES",
     "MAX_DISPLAY_NAME_CHARS",
     "MAX_MESSAGE_CHARS",
     "MAX_TOPIC_CHARS",
@@ -91,6 +95,14 @@ __all__ = [
     "SetChannelOverwrite",
     "CreateInvite",
     "RevokeInvite",
+    "PublishKey",
+    "CreateSealedChannel",
+    "ShareChannelKey",
+    "SealedMessage",
+    "SealedEdit",
+    "CreateSealedThread",
+    "SealedFileMessage",
+    "Sealed",
     # nested values
     "Ephemeral",
     "FileRef",
@@ -120,6 +132,9 @@ MAX_EMOJI_BYTES = 32
 MAX_KEY_BLOB_BYTES = 128
 #: Key shares in one rotation event; a replay rule further caps them at members + 4.
 MAX_KEY_ENTRIES = 1200
+#: A sealed item: a 4000-character body in UTF-8 (up to 4 bytes a character) or file metadata,
+#: plus its framing and the 16-byte tag.
+MAX_SEALED_BYTES = 4 * MAX_MESSAGE_CHARS + 64
 MAX_FILE_NAME_BYTES = 255
 MAX_MIME_BYTES = 255
 #: Largest image side worth describing; anything larger is hostile metadata.
@@ -172,6 +187,13 @@ class Kind(IntEnum):
     SET_CHANNEL_OVERWRITE = 34
     CREATE_INVITE = 35
     REVOKE_INVITE = 36
+    PUBLISH_KEY = 37
+    CREATE_SEALED_CHANNEL = 38
+    SHARE_CHANNEL_KEY = 39
+    SEALED_MESSAGE = 40
+    SEALED_EDIT = 41
+    CREATE_SEALED_THREAD = 42
+    SEALED_FILE_MESSAGE = 43
 
 
 class ChannelKind(IntEnum):
@@ -194,6 +216,15 @@ class ThresholdMode(IntEnum):
 class OverwriteTarget(IntEnum):
     ROLE = 0
     MEMBER = 1
+
+
+class HistoryVisibility(IntEnum):
+    """What a member who joins (or gains access) later may read in a sealed channel."""
+
+    #: only what is sent from then on (older epochs are never shared with them)
+    SINCE_JOINING = 0
+    #: the whole history (members share older epochs with newcomers), as in Discord
+    FULL = 1
 
 
 # --- nested values ----------------------------------------------------------------------------
@@ -373,9 +404,63 @@ class UpdateProfile(NamedTuple):
 
 
 class RotateChannelKey(NamedTuple):
+    """Start a new key epoch in a sealed channel: ``key`` is the epoch's key id (``sealing``),
+    ``shares`` the key wrapped for each member who may read the channel."""
+
     channel: bytes
-    epoch: int
+    key: bytes
     shares: tuple[KeyShare, ...]
+
+
+class ShareChannelKey(NamedTuple):
+    """Wrap an existing epoch's key for more members (newcomers, or members given access)."""
+
+    channel: bytes
+    key: bytes
+    shares: tuple[KeyShare, ...]
+
+
+class PublishKey(NamedTuple):
+    """A member's X25519 key for key shares, with the identity's signature binding it."""
+
+    x25519: bytes
+    binding: bytes
+
+
+class CreateSealedChannel(NamedTuple):
+    """An end-to-end encrypted channel: only sealed content may be posted in it."""
+
+    name: str
+    topic: str = ""
+    history: HistoryVisibility = HistoryVisibility.FULL
+
+
+class SealedMessage(NamedTuple):
+    channel: bytes
+    sealed: Sealed
+    thread: bytes | None = None
+    reply_to: bytes | None = None
+
+
+class SealedEdit(NamedTuple):
+    message: bytes
+    sealed: Sealed
+
+
+class CreateSealedThread(NamedTuple):
+    channel: bytes
+    root: bytes
+    sealed: Sealed
+
+
+class SealedFileMessage(NamedTuple):
+    """An attachment whose metadata (name, type, size, dimensions, caption) is sealed."""
+
+    channel: bytes
+    content: bytes
+    sealed: Sealed
+    thread: bytes | None = None
+    reply_to: bytes | None = None
 
 
 class PinMessage(NamedTuple):
@@ -502,6 +587,13 @@ Payload = (
     | SetChannelOverwrite
     | CreateInvite
     | RevokeInvite
+    | PublishKey
+    | CreateSealedChannel
+    | ShareChannelKey
+    | SealedMessage
+    | SealedEdit
+    | CreateSealedThread
+    | SealedFileMessage
 )
 
 # --- wire specs -------------------------------------------------------------------------------
@@ -573,6 +665,8 @@ _EPHEMERAL = record(
     Ephemeral, (enum(EphemeralKind), _bounded(UINT, MIN_EPHEMERAL_MS, MAX_EPHEMERAL_MS))
 )
 _SHARE = record(KeyShare, (ID, blob(MAX_KEY_BLOB_BYTES)))
+KEY_ID = exact_bytes(KEY_ID_BYTES)
+_SEALED = record(Sealed, (KEY_ID, exact_bytes(SALT_BYTES), blob(MAX_SEALED_BYTES)))
 _DELTA = record(
     ProfileDelta,
     (
@@ -609,7 +703,7 @@ PAYLOAD_SPECS: dict[Kind, Spec[Any]] = {
     Kind.SET_PROFILE: record(SetProfile, (text(MAX_DISPLAY_NAME_CHARS, min_chars=1),)),
     Kind.UPDATE_PROFILE: record(UpdateProfile, (_DELTA,)),
     Kind.ROTATE_CHANNEL_KEY: record(
-        RotateChannelKey, (ID, UINT, list_of(_SHARE, MAX_KEY_ENTRIES))
+        RotateChannelKey, (ID, KEY_ID, list_of(_SHARE, MAX_KEY_ENTRIES))
     ),
     Kind.PIN_MESSAGE: record(PinMessage, (ID, ID)),
     Kind.UNPIN_MESSAGE: record(UnpinMessage, (ID, ID)),
@@ -630,6 +724,15 @@ PAYLOAD_SPECS: dict[Kind, Spec[Any]] = {
     ),
     Kind.CREATE_INVITE: record(CreateInvite, (ID, UINT, UINT)),
     Kind.REVOKE_INVITE: record(RevokeInvite, (ID,)),
+    Kind.PUBLISH_KEY: record(PublishKey, (ID, SIG)),
+    Kind.CREATE_SEALED_CHANNEL: record(
+        CreateSealedChannel, (NAME, text(MAX_TOPIC_CHARS), enum(HistoryVisibility))
+    ),
+    Kind.SHARE_CHANNEL_KEY: record(ShareChannelKey, (ID, KEY_ID, list_of(_SHARE, MAX_KEY_ENTRIES))),
+    Kind.SEALED_MESSAGE: record(SealedMessage, (ID, _SEALED, OPT_ID, OPT_ID)),
+    Kind.SEALED_EDIT: record(SealedEdit, (ID, _SEALED)),
+    Kind.CREATE_SEALED_THREAD: record(CreateSealedThread, (ID, ID, _SEALED)),
+    Kind.SEALED_FILE_MESSAGE: record(SealedFileMessage, (ID, ID, _SEALED, OPT_ID, OPT_ID)),
 }
 
 #: Payload class -> kind, for encoding.
@@ -671,4 +774,11 @@ PAYLOAD_KINDS: dict[type[Any], Kind] = {
     SetChannelOverwrite: Kind.SET_CHANNEL_OVERWRITE,
     CreateInvite: Kind.CREATE_INVITE,
     RevokeInvite: Kind.REVOKE_INVITE,
+    PublishKey: Kind.PUBLISH_KEY,
+    CreateSealedChannel: Kind.CREATE_SEALED_CHANNEL,
+    ShareChannelKey: Kind.SHARE_CHANNEL_KEY,
+    SealedMessage: Kind.SEALED_MESSAGE,
+    SealedEdit: Kind.SEALED_EDIT,
+    CreateSealedThread: Kind.CREATE_SEALED_THREAD,
+    SealedFileMessage: Kind.SEALED_FILE_MESSAGE,
 }

@@ -103,9 +103,7 @@ class ManagedDag:
         depth = self.dag.depth
         return bisect_left(self.order, key, key=lambda ev: (depth[ev.id], ev.id))
 
-    def receive(
-        self, events: Iterable[Event], now_ms: int, *, verified: bool = False
-    ) -> Receipt:
+    def receive(self, events: Iterable[Event], now_ms: int, *, verified: bool = False) -> Receipt:
         """Insert events from anywhere, in any order; returns what happened to each.
 
         Args:
@@ -196,9 +194,7 @@ class ManagedDag:
         dag = self.dag
         depth = dag.depth
         # Removals among the new events push the events they did not see after them.
-        raised = [
-            moved for ev in new if ev.kind in REMOVAL_KINDS for moved in dag.raise_unseen(ev)
-        ]
+        raised = [moved for ev in new if ev.kind in REMOVAL_KINDS for moved in dag.raise_unseen(ev)]
         if self.state is None:
             if raised:
                 dag.relax(new)

@@ -37,3 +37,9 @@ class RejectReason(IntEnum):
     ESCALATION = 22
     INVALID_TARGET = 23
     DUPLICATE_NAME = 24
+    #: sealed content, or a key, for a channel that is not end-to-end encrypted
+    NOT_SEALED = 25
+    #: plaintext content for an end-to-end encrypted channel
+    SEALED_CHANNEL = 26
+    #: sealed content naming a key epoch its channel does not have (yet)
+    UNKNOWN_KEY = 27

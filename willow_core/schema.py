@@ -27,6 +27,7 @@ from .errors import DecodeError
 
 __all__ = [
     "Spec",
+    "exact_bytes",
     "ID",
     "OPT_ID",
     "SIG",
@@ -110,6 +111,18 @@ def _inline_bytes_exact(n: int) -> Callable[[str], tuple[str, str]]:
 _id = _bytes_exact(32)
 ID: Spec[bytes] = Spec("bytes32", _id, _same, size=lambda _: 34, inline=_inline_bytes_exact(32))
 """A 32-byte id: event hash, public key or content hash."""
+
+
+def exact_bytes(n: int) -> Spec[bytes]:
+    """A byte string of exactly ``n`` bytes (key ids, salts)."""
+    return Spec(
+        f"bytes{n}",
+        _bytes_exact(n),
+        _same,
+        size=lambda _: n + 1 + (n >= 24),
+        inline=_inline_bytes_exact(n),
+    )
+
 
 SIG: Spec[bytes] = Spec(
     "bytes64", _bytes_exact(64), _same, size=lambda _: 66, inline=_inline_bytes_exact(64)
@@ -322,9 +335,10 @@ def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
     unpack = f"{unpack} = value" if arity else "pass"
     comma = "," if arity == 1 else ""
     decoded = ", ".join(f"d{i}(v{i})" for i in range(arity)) + comma
-    built = ", ".join(
-        f"v{i}" if specs[i].trusted is None else f"t{i}(v{i})" for i in range(arity)
-    ) + comma
+    built = (
+        ", ".join(f"v{i}" if specs[i].trusted is None else f"t{i}(v{i})" for i in range(arity))
+        + comma
+    )
     sizes = " + ".join([str(canonical_length(arity)), *(f"s{i}(v{i})" for i in range(arity))])
     # ``sized``: validate and measure in one pass, simple fields inline.
     steps: list[str] = []

@@ -19,6 +19,8 @@ from .kinds import (
     Ephemeral,
     EphemeralKind,
     FileRef,
+    HistoryVisibility,
+    Sealed,
     Threshold,
     ThresholdMode,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "Invite",
     "Proposal",
     "CustomEmoji",
+    "KeyEpoch",
     "state_hash",
     "state_from_obj",
 ]
@@ -90,6 +93,8 @@ class Channel:
         "pins",
         "messages",
         "last_activity",
+        "sealed",
+        "history",
     )
 
     def __init__(
@@ -101,6 +106,8 @@ class Channel:
         ephemeral: Ephemeral | None,
         creator: bytes,
         created_at: int,
+        sealed: bool = False,
+        history: HistoryVisibility = HistoryVisibility.FULL,
     ) -> None:
         self.id = id
         self.name = name
@@ -112,18 +119,44 @@ class Channel:
         self.pins: dict[bytes, Pin] = {}
         self.messages: list[bytes] = []
         self.last_activity = created_at
+        #: an end-to-end encrypted channel: only sealed content is accepted in it
+        self.sealed = sealed
+        self.history = history
 
 
 class Thread:
-    __slots__ = ("id", "channel", "root", "name", "creator", "messages")
+    __slots__ = ("id", "channel", "root", "name", "creator", "messages", "sealed")
 
-    def __init__(self, id: bytes, channel: bytes, root: bytes, name: str, creator: bytes):
+    def __init__(
+        self,
+        id: bytes,
+        channel: bytes,
+        root: bytes,
+        name: str,
+        creator: bytes,
+        sealed: Sealed | None = None,
+    ):
         self.id = id
         self.channel = channel
         self.root = root
         self.name = name
         self.creator = creator
         self.messages: list[bytes] = []
+        #: the sealed title (``name`` is empty then)
+        self.sealed = sealed
+
+
+class KeyEpoch:
+    """One key epoch of a sealed channel: who started it, and each member's wrapped key."""
+
+    __slots__ = ("key", "number", "rotator", "event", "shares")
+
+    def __init__(self, key: bytes, number: int, rotator: bytes, event: bytes) -> None:
+        self.key = key
+        self.number = number
+        self.rotator = rotator
+        self.event = event
+        self.shares: dict[bytes, bytes] = {}
 
 
 class ChatMessage:
@@ -139,6 +172,7 @@ class ChatMessage:
         "reactions",
         "reply_to",
         "file",
+        "sealed",
     )
 
     def __init__(
@@ -151,6 +185,7 @@ class ChatMessage:
         ts: int,
         reply_to: bytes | None,
         file: FileRef | None,
+        sealed: Sealed | None = None,
     ) -> None:
         self.id = id
         self.channel = channel
@@ -163,6 +198,8 @@ class ChatMessage:
         self.reactions: dict[str, set[bytes]] = {}
         self.reply_to = reply_to
         self.file = file
+        #: sealed content (body, or attachment metadata); ``body`` is empty then
+        self.sealed = sealed
 
 
 class Profile:
@@ -230,6 +267,7 @@ class ServerState:
         "messages",
         "profiles",
         "channel_keys",
+        "member_keys",
         "channel_mutes",
         "grove_mutes",
         "invites",
@@ -258,8 +296,10 @@ class ServerState:
         self.threads: dict[bytes, Thread] = {}
         self.messages: dict[bytes, ChatMessage] = {}
         self.profiles: dict[bytes, Profile] = {}
-        #: channel -> peer -> (epoch, wrapped key)
-        self.channel_keys: dict[bytes, dict[bytes, tuple[int, bytes]]] = {}
+        #: sealed channel -> key id -> epoch, in the order the epochs began (the last is newest)
+        self.channel_keys: dict[bytes, dict[bytes, KeyEpoch]] = {}
+        #: member -> X25519 key for key shares (bound to their identity by signature)
+        self.member_keys: dict[bytes, bytes] = {}
         self.channel_mutes: dict[bytes, set[bytes]] = {}
         self.grove_mutes: set[bytes] = set()
         self.invites: dict[bytes, Invite] = {}
@@ -279,16 +319,13 @@ class ServerState:
     def to_obj(self) -> Any:
         """A canonical, fully sorted rendering of the state (the state hash's preimage)."""
         return [
-            "willow/state/v1",
+            "willow/state/v2",
             self.server_id,
             self.name,
             self.description,
             self.owner,
             sorted(self.admins),
-            [
-                [p, sorted(m.roles), m.joined_at, m.invite]
-                for p, m in sorted(self.members.items())
-            ],
+            [[p, sorted(m.roles), m.joined_at, m.invite] for p, m in sorted(self.members.items())],
             sorted(self.banned),
             [[p, sorted(int(x) for x in s)] for p, s in sorted(self.peer_permissions.items())],
             [
@@ -297,7 +334,7 @@ class ServerState:
             ],
             [_channel_obj(c) for _, c in sorted(self.channels.items())],
             [
-                [t.id, t.channel, t.root, t.name, t.creator, t.messages]
+                [t.id, t.channel, t.root, t.name, t.creator, t.messages, _sealed_obj(t.sealed)]
                 for _, t in sorted(self.threads.items())
             ],
             [_message_obj(m) for _, m in sorted(self.messages.items())],
@@ -306,9 +343,16 @@ class ServerState:
                 for p, pr in sorted(self.profiles.items())
             ],
             [
-                [c, [[p, e, b] for p, (e, b) in sorted(keys.items())]]
-                for c, keys in sorted(self.channel_keys.items())
+                [
+                    c,
+                    [
+                        [k, e.number, e.rotator, e.event, sorted(e.shares.items())]
+                        for k, e in epochs.items()  # in the order they began (not sorted)
+                    ],
+                ]
+                for c, epochs in sorted(self.channel_keys.items())
             ],
+            sorted(self.member_keys.items()),
             [[c, sorted(peers)] for c, peers in sorted(self.channel_mutes.items())],
             sorted(self.grove_mutes),
             [
@@ -340,7 +384,17 @@ def _channel_obj(c: Channel) -> Any:
         [[m, p.pinner, p.pinned_at] for m, p in sorted(c.pins.items())],
         c.messages,
         c.last_activity,
+        c.sealed,
+        int(c.history),
     ]
+
+
+def _sealed_obj(sealed: Sealed | None) -> Any:
+    return None if sealed is None else [sealed.key, sealed.salt, sealed.box]
+
+
+def _sealed_from(value: Any) -> Sealed | None:
+    return None if value is None else Sealed(value[0], value[1], value[2])
 
 
 def _message_obj(m: ChatMessage) -> Any:
@@ -357,6 +411,7 @@ def _message_obj(m: ChatMessage) -> Any:
         [[e, sorted(peers)] for e, peers in sorted(m.reactions.items())],
         m.reply_to,
         None if f is None else [f.content, f.name, f.mime, f.size, f.width, f.height],
+        _sealed_obj(m.sealed),
     ]
 
 
@@ -378,12 +433,32 @@ def _perms(values: Any) -> frozenset[Permission]:
 
 def _from_obj(obj: Any) -> ServerState:
     (
-        tag, server_id, name, description, owner, admins, members, banned, peer_permissions,
-        roles, channels, threads, messages, profiles, channel_keys, channel_mutes, grove_mutes,
-        invites, proposals, emoji, threshold, rejected,
+        tag,
+        server_id,
+        name,
+        description,
+        owner,
+        admins,
+        members,
+        banned,
+        peer_permissions,
+        roles,
+        channels,
+        threads,
+        messages,
+        profiles,
+        channel_keys,
+        member_keys,
+        channel_mutes,
+        grove_mutes,
+        invites,
+        proposals,
+        emoji,
+        threshold,
+        rejected,
     ) = obj
-    if tag != "willow/state/v1":
-        raise ValueError("not a willow/state/v1 object")
+    if tag != "willow/state/v2":
+        raise ValueError("not a willow/state/v2 object")
     st = ServerState(server_id, name, owner, 0)
     st.description = description
     st.admins = set(admins)
@@ -397,27 +472,49 @@ def _from_obj(obj: Any) -> ServerState:
     st.roles = {r[0]: Role(r[0], r[1], r[2], _perms(r[3])) for r in roles}
     for c in channels:
         eph = None if c[4] is None else Ephemeral(EphemeralKind(c[4][0]), c[4][1])
-        channel = Channel(c[0], c[1], ChannelKind(c[2]), c[3], eph, c[5], c[9])
+        channel = Channel(
+            c[0],
+            c[1],
+            ChannelKind(c[2]),
+            c[3],
+            eph,
+            c[5],
+            c[9],
+            bool(c[10]),
+            HistoryVisibility(c[11]),
+        )
         channel.overwrites = {t: Overwrite(_perms(a), _perms(d)) for t, a, d in c[6]}
         channel.pins = {m: Pin(p, at) for m, p, at in c[7]}
         channel.messages = list(c[8])
         st.channels[c[0]] = channel
     for t in threads:
-        thread = Thread(t[0], t[1], t[2], t[3], t[4])
+        thread = Thread(t[0], t[1], t[2], t[3], t[4], _sealed_from(t[6]))
         thread.messages = list(t[5])
         st.threads[t[0]] = thread
     for m in messages:
         f = None if m[10] is None else FileRef(*m[10])
-        msg = ChatMessage(m[0], m[1], m[2], m[3], m[4], m[5], m[9], f)
+        msg = ChatMessage(m[0], m[1], m[2], m[3], m[4], m[5], m[9], f, _sealed_from(m[11]))
         msg.edited, msg.deleted = bool(m[6]), bool(m[7])
         msg.reactions = {e: set(peers) for e, peers in m[8]}
         st.messages[m[0]] = msg
     for p, *fields in profiles:
         profile = Profile()
-        (profile.display_name, profile.pronouns, profile.bio, profile.tagline,
-         profile.crest_color, profile.avatar) = fields
+        (
+            profile.display_name,
+            profile.pronouns,
+            profile.bio,
+            profile.tagline,
+            profile.crest_color,
+            profile.avatar,
+        ) = fields
         st.profiles[p] = profile
-    st.channel_keys = {c: {p: (e, b) for p, e, b in keys} for c, keys in channel_keys}
+    for c, epochs in channel_keys:
+        st.channel_keys[c] = {}
+        for key, number, rotator, event, shares in epochs:
+            epoch = KeyEpoch(key, number, rotator, event)
+            epoch.shares = dict(shares)
+            st.channel_keys[c][key] = epoch
+    st.member_keys = dict(member_keys)
     st.channel_mutes = {c: set(peers) for c, peers in channel_mutes}
     st.grove_mutes = set(grove_mutes)
     for i in invites:

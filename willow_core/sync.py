@@ -408,4 +408,3 @@ def heads_of(events: Iterable[Event]) -> list[Head]:
         if known is None or ev.seq > known.seq:
             latest[ev.author] = ev
     return [Head(a, e.seq, e.id) for a, e in sorted(latest.items())]
-

@@ -112,9 +112,7 @@ def community_topic(server_id: bytes) -> bytes:
 
 
 def inbox_topic(public_key: bytes) -> bytes:
-    return bytes([INBOX_TOPIC]) + crypto.blake2b(
-        public_key, digest_size=31, person=b"willow-inbox"
-    )
+    return bytes([INBOX_TOPIC]) + crypto.blake2b(public_key, digest_size=31, person=b"willow-inbox")
 
 
 def _signed_bytes(topic: bytes, kind: int, body: bytes, sender: bytes) -> bytes:

@@ -43,6 +43,7 @@ from willow_core.event import (
     verify_event,
 )
 from willow_core.kinds import (
+    MAX_SEALED_BYTES,
     AddEmoji,
     AssignRole,
     ChannelKind,
@@ -50,6 +51,8 @@ from willow_core.kinds import (
     CreateChannel,
     CreateInvite,
     CreateRole,
+    CreateSealedChannel,
+    CreateSealedThread,
     CreateServer,
     CreateThread,
     DeleteChannel,
@@ -62,6 +65,7 @@ from willow_core.kinds import (
     FileRef,
     GrantAdmin,
     GrantPermission,
+    HistoryVisibility,
     Join,
     KeyShare,
     KickMember,
@@ -75,6 +79,7 @@ from willow_core.kinds import (
     PinMessage,
     ProfileDelta,
     Propose,
+    PublishKey,
     Reaction,
     RemoveEmoji,
     RemoveReaction,
@@ -84,11 +89,16 @@ from willow_core.kinds import (
     RevokeInvite,
     RevokePermission,
     RotateChannelKey,
+    Sealed,
+    SealedEdit,
+    SealedFileMessage,
+    SealedMessage,
     SetChannelOverwrite,
     SetPermission,
     SetProfile,
     SetServerDescription,
     SetVoteThreshold,
+    ShareChannelKey,
     Threshold,
     ThresholdMode,
     UnassignRole,
@@ -696,6 +706,7 @@ def _sample_payloads() -> list[Payload]:
     key = bytes(range(80))
     file = FileRef(i[0], "photo.png", "image/png", 2**32, 16384, 0)
     every = frozenset(Permission)
+    sealed = Sealed(b"k" * 16, b"s" * 16, b"\x00" * 23)
     payloads: list[Payload] = [
         CreateServer("S" * 100),
         Propose(GrantAdmin(i[0])),
@@ -724,7 +735,7 @@ def _sample_payloads() -> list[Payload]:
         SetProfile("z" * 64),
         UpdateProfile(ProfileDelta()),
         UpdateProfile(ProfileDelta(("a",), (None,), ("b" * 240,), ("",), (None,), (i[3],))),
-        RotateChannelKey(i[0], 2**63 - 1, (KeyShare(i[1], key), KeyShare(i[2], b""))),
+        RotateChannelKey(i[0], bytes(16), (KeyShare(i[1], key), KeyShare(i[2], b""))),
         PinMessage(i[0], i[1]),
         UnpinMessage(i[0], i[1]),
         RenameServer("r" * 23),
@@ -743,6 +754,14 @@ def _sample_payloads() -> list[Payload]:
         CreateInvite(i[0], 0, 0),
         CreateInvite(i[0], 2**63 - 1, 65536),
         RevokeInvite(i[0]),
+        PublishKey(i[0], bytes(64)),
+        CreateSealedChannel("secret", "t" * 24, HistoryVisibility.SINCE_JOINING),
+        ShareChannelKey(i[0], b"k" * 16, (KeyShare(i[1], key),)),
+        SealedMessage(i[0], sealed, i[1], None),
+        SealedMessage(i[0], Sealed(b"k" * 16, b"s" * 16, b"b" * MAX_SEALED_BYTES)),
+        SealedEdit(i[0], sealed),
+        CreateSealedThread(i[0], i[1], sealed),
+        SealedFileMessage(i[0], i[1], sealed, None, i[2]),
     ]
     return payloads
 

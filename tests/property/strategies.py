@@ -450,9 +450,13 @@ def _step_overwrite(draw: st.DrawFn, h: History, r: Community) -> None:
     if target is None:
         return
     perm = draw(st.sampled_from(GRANTABLE))
-    allow, deny = (frozenset({perm}), frozenset()) if draw(st.booleans()) else (
-        frozenset(),
-        frozenset({perm}),
+    allow, deny = (
+        (frozenset({perm}), frozenset())
+        if draw(st.booleans())
+        else (
+            frozenset(),
+            frozenset({perm}),
+        )
     )
     _act(h, r, SetChannelOverwrite(channel, kind, target, allow, deny))
 

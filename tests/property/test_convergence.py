@@ -599,10 +599,10 @@ def test_pending_is_capped_in_total_count() -> None:
 
 def big_orphan(n: int) -> Event:
     """An orphan of about 200 KB (a key rotation with the most shares a payload may carry)."""
-    shares = tuple(
-        KeyShare(seed_bytes(f"peer/{n}/{i}"), bytes(128)) for i in range(1_200)
+    shares = tuple(KeyShare(seed_bytes(f"peer/{n}/{i}"), bytes(128)) for i in range(1_200))
+    return orphan(
+        "big", n, payload=RotateChannelKey(seed_bytes("channel"), n.to_bytes(16, "big"), shares)
     )
-    return orphan("big", n, payload=RotateChannelKey(seed_bytes("channel"), n, shares))
 
 
 @pytest.mark.slow

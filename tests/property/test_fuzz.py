@@ -58,6 +58,8 @@ from willow_core.kinds import (
     CreateChannel,
     CreateInvite,
     CreateRole,
+    CreateSealedChannel,
+    CreateSealedThread,
     CreateThread,
     DeleteChannel,
     DeleteMessage,
@@ -69,9 +71,11 @@ from willow_core.kinds import (
     FileRef,
     GrantAdmin,
     GrantPermission,
+    HistoryVisibility,
     Join,
     KeyShare,
     KickMember,
+    Kind,
     Leave,
     Message,
     MuteChannel,
@@ -81,6 +85,7 @@ from willow_core.kinds import (
     PinMessage,
     ProfileDelta,
     Propose,
+    PublishKey,
     Reaction,
     RemoveEmoji,
     RemoveReaction,
@@ -90,11 +95,16 @@ from willow_core.kinds import (
     RevokeInvite,
     RevokePermission,
     RotateChannelKey,
+    Sealed,
+    SealedEdit,
+    SealedFileMessage,
+    SealedMessage,
     SetChannelOverwrite,
     SetPermission,
     SetProfile,
     SetServerDescription,
     SetVoteThreshold,
+    ShareChannelKey,
     Threshold,
     ThresholdMode,
     UnassignRole,
@@ -144,7 +154,7 @@ class Corpus:
 
 
 def build_corpus() -> Corpus:
-    """A small community where every one of the 37 event kinds occurs at least once."""
+    """A small community where every event kind occurs at least once."""
     wall = START_MS
     owner, bob, carol, dave = (
         cached_identity(f"fuzz-{n}") for n in ("owner", "bob", "carol", "dave")
@@ -217,14 +227,22 @@ def build_corpus() -> Corpus:
         b,
         UpdateProfile(ProfileDelta(("Bobby",), ("he/him",), (None,), (), (0xFF0000,), (seed,))),
     )
+    secret = act(o, CreateSealedChannel("secret", "sealed", HistoryVisibility.SINCE_JOINING))
+    act(o, PublishKey(owner.x25519_public, owner.binding))
     act(
         o,
         RotateChannelKey(
-            general.id,
-            1,
+            secret.id,
+            b"1" * 16,
             (KeyShare(bob.public_key, bytes(80)), KeyShare(carol.public_key, bytes(80))),
         ),
     )
+    act(o, ShareChannelKey(secret.id, b"1" * 16, (KeyShare(owner.public_key, bytes(80)),)))
+    boxed = Sealed(b"1" * 16, bytes(16), bytes(40))
+    sm = act(o, SealedMessage(secret.id, boxed))
+    act(o, SealedEdit(sm.id, boxed._replace(salt=b"\x01" * 16)))
+    act(o, CreateSealedThread(secret.id, sm.id, boxed))
+    act(o, SealedFileMessage(secret.id, seed, boxed))
     act(o, AddEmoji("party", seed, "image/png"))
     gone = act(o, AddEmoji("gone", seed, "image/webp"))
     act(o, RemoveEmoji(gone.id))
@@ -263,7 +281,7 @@ def build_corpus() -> Corpus:
     act(o, DeleteMessage(m2.id))
     act(o, DeleteChannel(voice.id))
     kinds = {ev.kind for ev in events}
-    assert len(kinds) == 37, sorted(k.name for k in kinds)
+    assert kinds == set(Kind), sorted(k.name for k in kinds)
     keys = {i.public_key: i for i in (owner, bob, carol, dave)}
     return Corpus(server, events, link, keys)
 
@@ -826,7 +844,7 @@ class Hostile:
             ),
             lambda: RotateChannelKey(
                 target,
-                rng.randrange(2**63),
+                random_bytes(rng, 16),
                 tuple(KeyShare(random_bytes(rng, 32), b"k") for _ in range(rng.choice((0, 1, 10)))),
             ),
             lambda: CreateInvite(

@@ -23,6 +23,7 @@ from willow_core.kinds import (
     MIN_EPHEMERAL_MS,
     CreateChannel,
     CreateRole,
+    CreateSealedChannel,
     CreateServer,
     CreateThread,
     EditMessage,
@@ -30,7 +31,6 @@ from willow_core.kinds import (
     EphemeralKind,
     FileMessage,
     FileRef,
-    GrantPermission,
     KeyShare,
     Kind,
     Message,
@@ -268,7 +268,7 @@ def test_more_than_64_deps_is_refused() -> None:
 
 def test_key_shares_over_members_plus_slack_is_cap_exceeded() -> None:
     r = room("m")
-    r.do("owner", GrantPermission(pk("m"), Permission.MANAGE_CHANNELS))
+    sealed = r.do("owner", CreateSealedChannel("secret")).id
     members = len(r.owner.state.members)
     assert members == 2
 
@@ -276,19 +276,22 @@ def test_key_shares_over_members_plus_slack_is_cap_exceeded() -> None:
         return tuple(KeyShare(seed_bytes(f"peer/{i}"), b"k" * 80) for i in range(n))
 
     limit = members + KEY_ENTRY_SLACK
-    r.refused("m", RotateChannelKey(r.channel, 1, shares(limit + 1)), R.CAP_EXCEEDED)
-    assert r.channel not in r.owner.state.channel_keys
-    r.do("m", RotateChannelKey(r.channel, 1, shares(limit)))
-    assert len(r.owner.state.channel_keys[r.channel]) == limit
+    r.refused("m", RotateChannelKey(sealed, b"1" * 16, shares(limit + 1)), R.CAP_EXCEEDED)
+    assert sealed not in r.owner.state.channel_keys
+    r.do("m", RotateChannelKey(sealed, b"1" * 16, shares(limit)))
+    assert len(r.owner.state.channel_keys[sealed][b"1" * 16].shares) == limit
     # One wrapped key is bounded in bytes too.
     _refused_at_sign(
-        r, RotateChannelKey(r.channel, 2, (KeyShare(pk("m"), b"k" * (MAX_KEY_BLOB_BYTES + 1)),))
+        r,
+        RotateChannelKey(sealed, b"2" * 16, (KeyShare(pk("m"), b"k" * (MAX_KEY_BLOB_BYTES + 1)),)),
     )
-    r.do("owner", RotateChannelKey(r.channel, 2, (KeyShare(pk("m"), b"k" * MAX_KEY_BLOB_BYTES),)))
+    r.do(
+        "owner",
+        RotateChannelKey(sealed, b"2" * 16, (KeyShare(pk("m"), b"k" * MAX_KEY_BLOB_BYTES),)),
+    )
     # A new member raises the allowance by one.
     r.add("n")
-    r.do("m", RotateChannelKey(r.channel, 3, shares(limit + 1)))
-    r.converged()
+    r.do("m", RotateChannelKey(sealed, b"3" * 16, shares(limit + 1)))
 
 
 def test_more_than_50_pins_per_channel_is_cap_exceeded() -> None:

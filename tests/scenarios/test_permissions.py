@@ -22,6 +22,7 @@ from willow_core.kinds import (
     CreateChannel,
     CreateInvite,
     CreateRole,
+    CreateSealedChannel,
     CreateThread,
     DeleteMessage,
     DeleteRole,
@@ -512,7 +513,7 @@ MEMBER_GATED: dict[str, Callable[[Room], Payload]] = {
     "RemoveReaction": lambda r: RemoveReaction(r.message, "👍"),
     "CreateThread": lambda r: CreateThread(r.channel, r.message, "thread"),
     "RenameChannel": lambda r: RenameChannel(r.channel, "mine"),
-    "RotateChannelKey": lambda r: RotateChannelKey(r.channel, 1, ()),
+    "RotateChannelKey": lambda r: RotateChannelKey(r.channel, b"1" * 16, ()),
     "CreateInvite": lambda r: CreateInvite(invite_key(seed_bytes("x"))[0]),
     "Leave": lambda r: Leave(),
 }
@@ -549,19 +550,29 @@ def test_member_gated_kinds_rejected_for_outsiders_and_kicked(kind: str, who: st
     )
 
 
-def test_rotate_channel_key_needs_membership_and_manage_channels() -> None:
+def test_rotate_channel_key_needs_membership_view_and_a_sealed_channel() -> None:
     r = room("m")
     m = pk("m")
+    sealed = r.do("owner", CreateSealedChannel("secret")).id
     shares = (KeyShare(m, b"\x01" * 80), KeyShare(r.owner.identity.public_key, b"\x02" * 80))
     r.outsider("stranger")
-    r.refused("stranger", RotateChannelKey(r.channel, 1, shares), R.NOT_MEMBER)
-    r.refused("m", RotateChannelKey(r.channel, 1, shares), R.MISSING_PERMISSION)
-    assert r.channel not in r.owner.state.channel_keys
-    r.do("owner", GrantPermission(m, P.MANAGE_CHANNELS))
-    r.do("m", RotateChannelKey(r.channel, 1, shares))
+    r.refused("stranger", RotateChannelKey(sealed, b"1" * 16, shares), R.NOT_MEMBER)
+    r.refused("m", RotateChannelKey(r.channel, b"1" * 16, shares), R.NOT_SEALED)
+    r.do(
+        "owner",
+        SetChannelOverwrite(
+            sealed, OverwriteTarget.MEMBER, m, frozenset(), frozenset({P.VIEW_CHANNEL})
+        ),
+    )
+    r.refused("m", RotateChannelKey(sealed, b"1" * 16, shares), R.MISSING_PERMISSION)
+    r.do("owner", SetChannelOverwrite(sealed, OverwriteTarget.MEMBER, m, frozenset(), frozenset()))
+    r.do("m", RotateChannelKey(sealed, b"1" * 16, shares))
     for c in r.peers.values():
-        assert c.state.channel_keys[r.channel][m] == (1, b"\x01" * 80)
-    r.refused("m", RotateChannelKey(seed_bytes("no-channel"), 2, shares), R.UNKNOWN_CHANNEL)
+        epoch = c.state.channel_keys[sealed][b"1" * 16]
+        assert epoch.shares[m] == b"\x01" * 80
+        assert epoch.number == 1
+    r.refused("m", RotateChannelKey(seed_bytes("no-channel"), b"2" * 16, shares), R.UNKNOWN_CHANNEL)
+    r.refused("m", RotateChannelKey(sealed, b"1" * 16, shares), R.INVALID_TARGET)  # key reused
     r.converged()
 
 

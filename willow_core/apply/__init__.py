@@ -27,7 +27,6 @@ from .channels import (
     apply_mute_grove,
     apply_pin,
     apply_rename_channel,
-    apply_rotate_channel_key,
     apply_set_channel_overwrite,
     apply_unpin,
 )
@@ -62,6 +61,16 @@ from .roles import (
     apply_delete_role,
     apply_set_permission,
     apply_unassign_role,
+)
+from .sealed import (
+    apply_create_sealed_channel,
+    apply_create_sealed_thread,
+    apply_publish_key,
+    apply_rotate_channel_key,
+    apply_sealed_edit,
+    apply_sealed_file_message,
+    apply_sealed_message,
+    apply_share_channel_key,
 )
 
 __all__ = ["RULES", "PERMISSION_KINDS", "Gate", "apply_event", "apply_all"]
@@ -109,6 +118,13 @@ RULES: dict[Kind, tuple[Gate, Handler]] = {
     Kind.SET_CHANNEL_OVERWRITE: (Gate.MEMBER, apply_set_channel_overwrite),
     Kind.CREATE_INVITE: (Gate.MEMBER, apply_create_invite),
     Kind.REVOKE_INVITE: (Gate.MEMBER, apply_revoke_invite),
+    Kind.PUBLISH_KEY: (Gate.MEMBER, apply_publish_key),
+    Kind.CREATE_SEALED_CHANNEL: (Gate.MEMBER, apply_create_sealed_channel),
+    Kind.SHARE_CHANNEL_KEY: (Gate.MEMBER, apply_share_channel_key),
+    Kind.SEALED_MESSAGE: (Gate.MEMBER, apply_sealed_message),
+    Kind.SEALED_EDIT: (Gate.MEMBER, apply_sealed_edit),
+    Kind.CREATE_SEALED_THREAD: (Gate.MEMBER, apply_create_sealed_thread),
+    Kind.SEALED_FILE_MESSAGE: (Gate.MEMBER, apply_sealed_file_message),
 }
 
 

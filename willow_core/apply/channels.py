@@ -1,4 +1,4 @@
-"""Channels, threads, overwrites, pins, mutes and channel key shares."""
+"""Channels, threads, overwrites, pins and mutes (sealed channels' keys: ``sealed``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ..kinds import (
     OverwriteTarget,
     PinMessage,
     RenameChannel,
-    RotateChannelKey,
     SetChannelOverwrite,
     UnpinMessage,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "apply_unpin",
     "apply_mute_channel",
     "apply_mute_grove",
-    "apply_rotate_channel_key",
 ]
 
 #: Discord's per-server channel limit.
@@ -125,6 +123,8 @@ def apply_create_thread(state: ServerState, ev: Event, p: CreateThread, j: Journ
     )
     if reason is not None:
         return reason
+    if state.channels[p.channel].sealed:
+        return RejectReason.SEALED_CHANNEL
     root = state.messages.get(p.root)
     if root is None or root.deleted:
         return RejectReason.UNKNOWN_MESSAGE
@@ -183,23 +183,4 @@ def apply_mute_grove(state: ServerState, ev: Event, p: MuteGrove, j: Journal) ->
         j.add(state.grove_mutes, ev.author)
     else:
         j.discard(state.grove_mutes, ev.author)
-    return None
-
-
-def apply_rotate_channel_key(
-    state: ServerState, ev: Event, p: RotateChannelKey, j: Journal
-) -> Outcome:
-    reason = needs_channel(state, ev.author, p.channel, Permission.MANAGE_CHANNELS)
-    if reason is not None:
-        return reason
-    if len(p.shares) > len(state.members) + KEY_ENTRY_SLACK:
-        return RejectReason.CAP_EXCEEDED
-    if not p.shares:
-        return None
-    keys = state.channel_keys.get(p.channel)
-    if keys is None:
-        keys = {}
-        j.set(state.channel_keys, p.channel, keys)
-    for share in p.shares:
-        j.set(keys, share.peer, (p.epoch, share.blob))
     return None

@@ -53,6 +53,8 @@ def _post(state: ServerState, ev: Event, p: Message | FileMessage, j: Journal) -
     channel = state.channels.get(channel_id)
     if channel is None:
         return RejectReason.UNKNOWN_CHANNEL
+    if channel.sealed:
+        return RejectReason.SEALED_CHANNEL
     file = p.file if type(p) is FileMessage else None
     author = ev.author
     if author not in state.admins:  # inlined needs_channel
@@ -92,6 +94,8 @@ def apply_edit_message(state: ServerState, ev: Event, p: EditMessage, j: Journal
         return RejectReason.UNKNOWN_MESSAGE
     if message.author != ev.author:
         return RejectReason.NOT_AUTHOR
+    if message.sealed is not None:
+        return RejectReason.SEALED_CHANNEL
     j.attr(message, "body", p.body)
     j.attr(message, "edited", True)
     return None
@@ -108,6 +112,7 @@ def apply_delete_message(state: ServerState, ev: Event, p: DeleteMessage, j: Jou
     j.attr(message, "deleted", True)
     j.attr(message, "body", "")
     j.attr(message, "file", None)
+    j.attr(message, "sealed", None)
     j.attr(message, "reactions", {})
     return None
 
@@ -131,9 +136,7 @@ def apply_reaction(state: ServerState, ev: Event, p: Reaction, j: Journal) -> Ou
     return None
 
 
-def apply_remove_reaction(
-    state: ServerState, ev: Event, p: RemoveReaction, j: Journal
-) -> Outcome:
+def apply_remove_reaction(state: ServerState, ev: Event, p: RemoveReaction, j: Journal) -> Outcome:
     message = state.messages.get(p.message)
     if message is None or message.deleted:
         return RejectReason.UNKNOWN_MESSAGE

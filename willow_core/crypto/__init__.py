@@ -104,9 +104,10 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
 
 def ed25519_verify_many(items: Sequence[tuple[bytes, bytes, bytes]]) -> list[bool]:
     """Verify many ``(public_key, message, signature)`` triples in one backend call."""
-    if set(map(len, map(_first, items))) <= _KEY_LENGTH and set(
-        map(len, map(_third, items))
-    ) <= _SIGNATURE_LENGTH:  # all well formed (checked without a Python step per item)
+    if (
+        set(map(len, map(_first, items))) <= _KEY_LENGTH
+        and set(map(len, map(_third, items))) <= _SIGNATURE_LENGTH
+    ):  # all well formed (checked without a Python step per item)
         return list(get_backend().ed25519_verify_many(items))
     well_formed = [
         len(pk) == PUBLIC_KEY_BYTES and len(sig) == SIGNATURE_BYTES for pk, _, sig in items
