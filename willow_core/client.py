@@ -17,7 +17,8 @@ from .event import MAX_DEPS, ZERO_ID, Event, decode_event, sign_event
 from .hlc import HybridClock
 from .identity import Identity
 from .invite import InviteLink, sign_join
-from .kinds import CreateServer, Join, Payload, Vote
+from .keyring import Entropy, KeyPolicy, Keyring
+from .kinds import CreateServer, Join, Payload, Sealed, ShareChannelKey, Vote
 from .managed import ManagedDag, Receipt
 from .state import ServerState, state_hash
 
@@ -27,7 +28,7 @@ __all__ = ["Community"]
 class Community:
     """A community's replicated state plus the local identity that acts in it."""
 
-    __slots__ = ("identity", "managed", "clock", "unverified", "_covered")
+    __slots__ = ("identity", "managed", "clock", "unverified", "keyring", "_covered")
 
     def __init__(self, identity: Identity, server_id: bytes, clock: HybridClock | None = None):
         self.identity = identity
@@ -35,6 +36,8 @@ class Community:
         self.clock = clock or HybridClock()
         #: a snapshot's state, shown (marked unverified) until history has been replayed
         self.unverified: ServerState | None = None
+        #: this identity's channel keys (sealed channels)
+        self.keyring = Keyring(identity, server_id)
         #: author -> the tip our latest event already depends on (so deps stay minimal)
         self._covered: dict[bytes, bytes] = {}
 
@@ -132,6 +135,8 @@ class Community:
             required = (payload.proposal,)
         elif isinstance(payload, Join):
             required = (payload.invite,)
+        else:
+            required = self._key_event(payload)
         deps = self._deps(required)
         if head is not None:
             deps = [d for d in deps if d != head.id]
@@ -159,6 +164,68 @@ class Community:
         for dep in deps:
             self._covered[self.dag.events[dep].author] = dep
         return ev
+
+    def _key_event(self, payload: Payload) -> tuple[bytes, ...]:
+        """Sealed content and shares name a key epoch; depending on the event that started it
+        orders them after it (replay requires the epoch to be known)."""
+        sealed = getattr(payload, "sealed", None)
+        kid = sealed.key if sealed is not None else None
+        if isinstance(payload, ShareChannelKey):
+            kid = payload.key
+        if kid is None:
+            return ()
+        channel = getattr(payload, "channel", None)
+        if channel is None:  # an edit: the channel is the edited message's
+            message = self.state.messages.get(getattr(payload, "message", b""))
+            channel = message.channel if message is not None else None
+        epoch = self.state.channel_keys.get(channel, {}).get(kid) if channel else None
+        return (epoch.event,) if epoch is not None and epoch.event in self.dag else ()
+
+    # --- sealed channels -------------------------------------------------------------------
+
+    def key_work(
+        self, wall_ms: int, entropy: Entropy, policy: KeyPolicy | None = None
+    ) -> list[Event]:
+        """Author whatever key events are due (publish our key, rotate, share); see keyring."""
+        if self.managed.state is None:
+            return []
+        out = []
+        for payload in self.keyring.due(self.state, wall_ms, entropy, policy or KeyPolicy()):
+            try:
+                out.append(self.author(payload, wall_ms))
+            except NotPermitted:
+                continue  # replay would refuse it now; the next round looks again
+        return out
+
+    def seal(
+        self, channel: bytes, text: str, purpose: str, wall_ms: int, entropy: Entropy
+    ) -> tuple[list[Event], Sealed]:
+        """Seal ``text`` for ``channel``, starting its first epoch if it has none.
+
+        Returns the key events authored on the way (to publish before the content).
+
+        Raises:
+            LocalError: the channel's current epoch has not been shared with us yet.
+        """
+        events: list[Event] = []
+        state = self.state
+        if state.member_keys.get(self.identity.public_key) != self.identity.x25519_public:
+            events += self.key_work(wall_ms, entropy)
+        sealed = self.keyring.seal_text(self.state, channel, text, purpose, entropy)
+        if sealed is None and self.keyring.current(self.state, channel) is None:
+            clean = [
+                e
+                for e in self.state.channel_keys.get(channel, {}).values()
+                if not self.keyring.exposed(self.state, channel, e)
+            ]
+            if not clean:  # nobody can send here yet: start the first (or a fresh) epoch
+                events.append(
+                    self.author(self.keyring.rotation(self.state, channel, entropy), wall_ms)
+                )
+                sealed = self.keyring.seal_text(self.state, channel, text, purpose, entropy)
+        if sealed is None:
+            raise LocalError("waiting for this channel's key to be shared with you")
+        return events, sealed
 
     def join(self, link: InviteLink, wall_ms: int) -> Event:
         """Author the Join for ``link`` once the community's history (with the invite) is in."""

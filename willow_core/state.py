@@ -149,13 +149,15 @@ class Thread:
 class KeyEpoch:
     """One key epoch of a sealed channel: who started it, and each member's wrapped key."""
 
-    __slots__ = ("key", "number", "rotator", "event", "shares")
+    __slots__ = ("key", "number", "rotator", "event", "started", "shares")
 
-    def __init__(self, key: bytes, number: int, rotator: bytes, event: bytes) -> None:
+    def __init__(self, key: bytes, number: int, rotator: bytes, event: bytes, started: int) -> None:
         self.key = key
         self.number = number
         self.rotator = rotator
         self.event = event
+        #: the rotation event's timestamp (for age-based rotation)
+        self.started = started
         self.shares: dict[bytes, bytes] = {}
 
 
@@ -346,7 +348,7 @@ class ServerState:
                 [
                     c,
                     [
-                        [k, e.number, e.rotator, e.event, sorted(e.shares.items())]
+                        [k, e.number, e.rotator, e.event, e.started, sorted(e.shares.items())]
                         for k, e in epochs.items()  # in the order they began (not sorted)
                     ],
                 ]
@@ -510,8 +512,8 @@ def _from_obj(obj: Any) -> ServerState:
         st.profiles[p] = profile
     for c, epochs in channel_keys:
         st.channel_keys[c] = {}
-        for key, number, rotator, event, shares in epochs:
-            epoch = KeyEpoch(key, number, rotator, event)
+        for key, number, rotator, event, started, shares in epochs:
+            epoch = KeyEpoch(key, number, rotator, event, started)
             epoch.shares = dict(shares)
             st.channel_keys[c][key] = epoch
     st.member_keys = dict(member_keys)

@@ -109,7 +109,7 @@ def apply_rotate_channel_key(
     if epochs is None:
         epochs = {}
         j.set(state.channel_keys, p.channel, epochs)
-    epoch = KeyEpoch(p.key, len(epochs) + 1, ev.author, ev.id)
+    epoch = KeyEpoch(p.key, len(epochs) + 1, ev.author, ev.id, ev.ts)
     j.set(epochs, p.key, epoch)
     _add_shares(epoch, p.shares, j)
     return None
