@@ -40,7 +40,7 @@ def settle(clock: Clock, *cs: Community, rounds: int = 8) -> None:
 
 
 def send(c: Community, channel: bytes, text: str, clock: Clock) -> bytes:
-    events, sealed = c.seal(channel, text, "message", clock(), rng)
+    _events, sealed = c.seal(channel, text, "message", clock(), rng)
     return c.author(SealedMessage(channel, sealed), clock()).id
 
 
