@@ -20,11 +20,14 @@ from willow_core.kinds import (
     CreateChannel,
     CreateInvite,
     CreateRole,
+    CreateSealedChannel,
+    CreateSealedThread,
     CreateThread,
     DeleteChannel,
     DeleteMessage,
     EditMessage,
     GrantAdmin,
+    HistoryVisibility,
     KickMember,
     Message,
     OverwriteTarget,
@@ -36,6 +39,8 @@ from willow_core.kinds import (
     RenameServer,
     RevokeAdmin,
     RevokeInvite,
+    SealedEdit,
+    SealedMessage,
     SetChannelOverwrite,
     SetPermission,
     SetProfile,
@@ -173,7 +178,16 @@ def _step_community(app: App, msg: dict[str, Any]) -> None:
 @action("open-modal")
 def _open_modal(app: App, msg: dict[str, Any]) -> None:
     name = str(msg.get("modal", ""))
-    if name not in {"create", "join", "settings", "invite", "shortcuts", "profile", "thread-new"}:
+    if name not in {
+        "create",
+        "join",
+        "settings",
+        "invite",
+        "shortcuts",
+        "profile",
+        "thread-new",
+        "member",
+    }:
         raise LocalError("unknown dialog")
     if name in {"settings", "invite"}:
         _server(app)
@@ -289,7 +303,12 @@ def _send(app: App, msg: dict[str, Any]) -> None:
     if channel is None:
         raise LocalError("Pick a channel first.")
     reply_to = None if in_thread else app.ui.reply_to
-    app.author(server, Message(channel, _mentions(app, body), thread, reply_to))
+    text = _mentions(app, body)
+    if app.state.channels[channel].sealed:  # type: ignore[union-attr]
+        sealed = app.seal(server, channel, text, "message")
+        app.author(server, SealedMessage(channel, sealed, thread, reply_to))
+    else:
+        app.author(server, Message(channel, text, thread, reply_to))
     if not in_thread:
         app.ui.reply_to = None
 
@@ -327,8 +346,17 @@ def _save_edit(app: App, msg: dict[str, Any]) -> None:
     message = app.state.messages.get(message_id) if app.state else None
     if not body:
         raise LocalError("A message cannot be empty; delete it instead.")
-    if message is not None and message.body != body:
-        app.author(_server(app), EditMessage(message_id, _mentions(app, body)))
+    if message is None:
+        return
+    server = _server(app)
+    if message.sealed is not None:
+        community = app.community
+        assert community is not None
+        if community.keyring.open_message(community.state, message).text != body:
+            sealed = app.seal(server, message.channel, _mentions(app, body), "edit")
+            app.author(server, SealedEdit(message_id, sealed))
+    elif message.body != body:
+        app.author(server, EditMessage(message_id, _mentions(app, body)))
 
 
 @action("delete")
@@ -400,9 +428,14 @@ def _create_thread(app: App, msg: dict[str, Any]) -> None:
     message = state.messages.get(root) if state else None
     if message is None:
         raise LocalError("That message is gone.")
+    server = _server(app)
     if not name:
-        name = (message.body[:40] or "Thread").strip() or "Thread"
-    ev = app.author(_server(app), CreateThread(message.channel, root, name))
+        name = "Thread"
+    if state.channels[message.channel].sealed:  # type: ignore[union-attr]
+        sealed = app.seal(server, message.channel, name, "thread")
+        ev = app.author(server, CreateSealedThread(message.channel, root, sealed))
+    else:
+        ev = app.author(server, CreateThread(message.channel, root, name))
     app.ui.thread = ev.id
     _close(app)
 
@@ -430,7 +463,17 @@ def _create_channel(app: App, msg: dict[str, Any]) -> None:
     name = _text(msg, "name", 100).lower().replace(" ", "-").lstrip("#")
     if not name:
         raise LocalError("Give the channel a name.")
-    ev = app.author(server, CreateChannel(name, topic=_text(msg, "topic", 1024)))
+    history = (
+        HistoryVisibility.SINCE_JOINING
+        if str(msg.get("history")) == "since-joining"
+        else HistoryVisibility.FULL
+    )
+    topic = _text(msg, "topic", 1024)
+    if str(msg.get("sealed", "1")) == "0":
+        ev = app.author(server, CreateChannel(name, topic=topic))
+    else:
+        app.key_work(server)
+        ev = app.author(server, CreateSealedChannel(name, topic, history))
     app.ui.channel[server] = ev.id
     if app.ui.modal == "create-channel":
         _close(app)
@@ -581,6 +624,23 @@ def _propose(app: App, msg: dict[str, Any]) -> None:
 def _vote(app: App, msg: dict[str, Any]) -> None:
     accept = str(msg.get("accept")) == "1"
     app.author(_server(app), Vote(_id(msg), accept))
+
+
+@action("open-member")
+def _open_member(app: App, msg: dict[str, Any]) -> None:
+    _id(msg, "peer")
+    app.ui.modal = "member"
+    app.ui.modal_args = {"peer": str(msg.get("peer"))}
+
+
+@action("verify")
+def _verify(app: App, msg: dict[str, Any]) -> None:
+    peer = _id(msg, "peer")
+    if str(msg.get("on", "1")) == "1":
+        app.ui.verified.add(peer)
+        app.toast("Marked as verified.")
+    else:
+        app.ui.verified.discard(peer)
 
 
 @action("leave")

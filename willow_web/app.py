@@ -28,10 +28,18 @@ from .link import RelayLink
 from .store import Store
 from .views import ViewCache, render_regions
 
-__all__ = ["App", "Io", "Ui", "CATCH_UP_QUIET_MS", "MESSAGE_WINDOW"]
+__all__ = ["App", "Io", "Ui", "CATCH_UP_QUIET_MS", "LIST_JUMP", "LIST_QUIET_MS", "MESSAGE_WINDOW"]
 
 #: A sync with no batch for this long is over, even without an end-of-history marker.
 CATCH_UP_QUIET_MS = 8_000
+#: The message list follows changes of at most this many messages at once (live chat). A larger
+#: jump while events keep arriving (a catch-up: a batch every few hundred milliseconds) waits
+#: until the open community has had no new event for LIST_QUIET_MS, and is then drawn once (by
+#: the next tick); meanwhile the banner counts what arrives. Every jump replaces the whole list
+#: on the page, a long task on the thread the person types on, and the windows a long history
+#: passes through fly by unread. What the person does is always drawn at once.
+LIST_JUMP = 20
+LIST_QUIET_MS = 1_000
 #: Messages rendered per channel at first; "load older" adds this many more.
 MESSAGE_WINDOW = 80
 #: Toasts shown at once (older ones drop).
@@ -81,17 +89,22 @@ class Ui:
     joining: dict[bytes, str] = field(default_factory=dict)
     #: server -> ids of own events no trusted storage worker acknowledged yet
     unacked: dict[bytes, set[bytes]] = field(default_factory=dict)
+    #: people whose safety number this person compared and confirmed (their identity keys)
+    verified: set[bytes] = field(default_factory=set)
     toasts: list[tuple[int, str]] = field(default_factory=list)
 
     def to_obj(self) -> dict[str, Any]:
+        """The persisted part. Maps keyed by bytes are lists of pairs: canonical CBOR as we
+        decode it allows text map keys only."""
         return {
             "community": self.community,
-            "channel": dict(self.channel),
+            "channel": sorted(self.channel.items()),
             "members_open": self.members_open,
-            "read": dict(self.read),
-            "invites": dict(self.invites),
-            "joining": dict(self.joining),
-            "unacked": {s: sorted(ids) for s, ids in self.unacked.items() if ids},
+            "read": sorted(self.read.items()),
+            "invites": sorted(self.invites.items()),
+            "joining": sorted(self.joining.items()),
+            "unacked": sorted((s, sorted(ids)) for s, ids in self.unacked.items() if ids),
+            "verified": sorted(self.verified),
         }
 
     @classmethod
@@ -104,18 +117,26 @@ class Ui:
         ui.read = _bytes_map(obj.get("read"), int)
         ui.invites = _bytes_map(obj.get("invites"), bytes)
         ui.joining = _bytes_map(obj.get("joining"), str)
-        unacked = obj.get("unacked")
-        if type(unacked) is dict:
-            for server, ids in unacked.items():
-                if type(server) is bytes and type(ids) is list:
-                    ui.unacked[server] = {i for i in ids if type(i) is bytes}
+        verified = obj.get("verified")
+        if type(verified) is list:
+            ui.verified = {k for k in verified if type(k) is bytes and len(k) == 32}
+        for server, ids in _bytes_map(obj.get("unacked"), list).items():
+            ui.unacked[server] = {i for i in ids if type(i) is bytes}
         return ui
 
 
 def _bytes_map(value: object, kind: type) -> dict[bytes, Any]:
-    if type(value) is not dict:
+    """A list of ``[bytes key, value of kind]`` pairs as a dict; anything malformed is skipped."""
+    if type(value) is not list:
         return {}
-    return {k: v for k, v in value.items() if type(k) is bytes and type(v) is kind}
+    return {
+        pair[0]: pair[1]
+        for pair in value
+        if type(pair) is list
+        and len(pair) == 2
+        and type(pair[0]) is bytes
+        and type(pair[1]) is kind
+    }
 
 
 @dataclass(slots=True)
@@ -146,6 +167,10 @@ class App:
         self._last: dict[str, str] = {}
         self._render_seq = 0
         self._last_composer: dict[str, Any] | None = None
+        #: (community, channel, window) of the message list the page shows, and its length
+        self._list_shown: tuple[tuple[bytes, bytes, int], int] | None = None
+        #: community -> when events last arrived there (see LIST_JUMP)
+        self._arrived_at: dict[bytes, int] = {}
         self._dirty_ui = False
         self.view_cache = ViewCache()
         from .views.common import SERVICE_NAMES
@@ -238,6 +263,7 @@ class App:
         """Persist what arrived, note sync progress, finish joins waiting for history."""
         changed = receipt.inserted + receipt.moved
         if changed:
+            self._arrived_at[server] = self.io.now_ms()
             community = self.node.communities[server]  # type: ignore[union-attr]
             depth = community.dag.depth
             self.store.append_rows(
@@ -272,6 +298,7 @@ class App:
             self.toast(f"Could not join: {_reason_text(exc.reason)}")
             return
         self._set_profile(server)
+        self.key_work(server)
         self.ui.community = server
         self._fix_selection()
 
@@ -282,6 +309,7 @@ class App:
             return
         now = self.io.now_ms()
         node.tick(now)
+        self.key_work()
         for ids in self.ui.unacked.values():
             acked = {i for i in ids if node.stored.get(i)}
             if acked:
@@ -320,9 +348,9 @@ class App:
             self.toast(str(exc))
         except WillowError as exc:
             self.toast(f"That did not work: {exc}")
+        self.io.wake()  # what the action signed goes out before anything is drawn
         self.save_ui()
-        self.render()
-        self.io.wake()
+        self.render(acted=True)
 
     def author(self, server: bytes, payload: Any) -> Event:
         """Sign, apply, store and queue one event of ours."""
@@ -340,6 +368,54 @@ class App:
         self._dirty_ui = True
         self.io.persist()
 
+    # --- sealed channels -----------------------------------------------------------------
+
+    def key_work(self, server: bytes | None = None) -> None:
+        """Publish our key, rotate and share channel keys wherever the keyring says it is due."""
+        node = self.node
+        if node is None:
+            return
+        servers = [server] if server is not None else list(node.communities)
+        for sid in servers:
+            community = node.communities.get(sid)
+            if community is None or not community.ready or self.me not in community.state.members:
+                continue
+            events = community.key_work(self.io.now_ms(), self.io.random)
+            if events:
+                node.publish(sid, events)
+                for ev in events:
+                    self._publish_own(sid, ev)
+
+    def seal(self, server: bytes, channel: bytes, text: str, purpose: str) -> Any:
+        """Seal ``text`` for a sealed channel (publishing any key events that had to come first)."""
+        node = self.node
+        assert node is not None
+        community = node.communities[server]
+        events, sealed = community.seal(channel, text, purpose, self.io.now_ms(), self.io.random)
+        if events:
+            node.publish(server, events)
+            for ev in events:
+                self._publish_own(server, ev)
+        return sealed
+
+    def undecryptable(self) -> dict[str, int]:
+        """Sealed messages this person cannot read right now, counted by reason."""
+        counts: dict[str, int] = {}
+        node = self.node
+        if node is None:
+            return counts
+        for community in node.communities.values():
+            if not community.ready:
+                continue
+            state = community.state
+            for message in state.messages.values():
+                if message.sealed is None or message.deleted:
+                    continue
+                opened = community.keyring.open_message(state, message)
+                if opened.reason is not None:
+                    counts[opened.reason.name] = counts.get(opened.reason.name, 0) + 1
+        return counts
+
     def _set_profile(self, server: bytes) -> None:
         from willow_core.kinds import SetProfile
 
@@ -349,7 +425,7 @@ class App:
             self.author(server, SetProfile(self.display_name))
 
     def create_community(self, name: str) -> bytes:
-        from willow_core.kinds import CreateChannel, GrantPermission
+        from willow_core.kinds import CreateSealedChannel, GrantPermission, HistoryVisibility
         from willow_core.permissions import Permission
 
         node = self.node
@@ -363,7 +439,8 @@ class App:
         genesis = community.dag.events[server]
         self._publish_own(server, genesis)
         self._set_profile(server)
-        self.author(server, CreateChannel("general", topic="Say hello"))
+        self.key_work(server)  # our X25519 key, before the first sealed channel
+        self.author(server, CreateSealedChannel("general", "Say hello", HistoryVisibility.FULL))
         for key in self.service_keys():
             self.author(server, GrantPermission(key, Permission.SYNC_PROVIDER))
             node.ask_to_serve(server, key)
@@ -473,8 +550,9 @@ class App:
         self._dirty_ui = False
         self.io.persist()
 
-    def render(self) -> None:
-        """Post every region whose HTML changed since the last render."""
+    def render(self, *, acted: bool = False) -> None:
+        """Post every region whose HTML changed since the last render (``acted``: this render
+        shows what the person just did, so nothing is held back; see LIST_JUMP)."""
         if not self.started:
             return
         self._fix_selection()
@@ -483,8 +561,11 @@ class App:
         changed = [[k, v] for k, v in regions.items() if self._last.get(k) != v]
         for key, value in changed:
             self._last[key] = value
+        hold = not acted and self._hold_list()
         appended = []
         for key, (base, extra) in appends.items():
+            if hold:
+                continue
             full = base + extra
             if self._last.get(key) == full:
                 continue
@@ -493,6 +574,8 @@ class App:
             else:
                 changed.append([key, full])
             self._last[key] = full
+        if not hold:
+            self._list_shown = self._list_now()
         if composer != self._last_composer:
             self._last_composer = composer
             self.io.post({"type": "composer", "state": composer})
@@ -501,6 +584,23 @@ class App:
             self.io.post(
                 {"type": "render", "regions": changed, "appends": appended, "seq": self._render_seq}
             )
+
+    def _list_now(self) -> tuple[tuple[bytes, bytes, int], int] | None:
+        state, server, channel = self.state, self.ui.community, self.channel_id
+        if state is None or server is None or channel is None or channel not in state.channels:
+            return None
+        return (server, channel, self.ui.window), len(state.channels[channel].messages)
+
+    def _hold_list(self) -> bool:
+        """Whether the page keeps its message list this time: it would jump by more than
+        LIST_JUMP messages while the open community's events are still arriving."""
+        server = self.ui.community
+        if server is None or self.io.now_ms() - self._arrived_at.get(server, 0) >= LIST_QUIET_MS:
+            return False
+        now, shown = self._list_now(), self._list_shown
+        if now is None or shown is None or now[0] != shown[0]:
+            return False
+        return now[1] - shown[1] > LIST_JUMP
 
     def mark_read(self) -> None:
         """The open channel (and thread) are read up to their newest message."""

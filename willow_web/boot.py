@@ -8,9 +8,10 @@ over ``js.WebSocket`` with reconnect and backoff, and returns the function the w
 with every page message.
 
 Scheduling: everything runs on Pyodide's event loop (setTimeout under the hood). Renders are
-coalesced: any number of frames arriving together cause one render, and while a render is
-expensive (a large catch-up) the next one waits a multiple of its cost, so the worker keeps
-ingesting instead of drawing every intermediate state.
+coalesced: any number of frames arriving together cause one render, and after an expensive
+render (a large catch-up) the next one starts no sooner than a multiple of its cost after it
+ended, so the worker keeps ingesting instead of drawing every intermediate state. A frame that
+arrives after that pause (live chat on an idle worker) renders at once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ PERSIST_DIR = "/persist"
 #: Reconnect delays: first, then doubling up to the second (with jitter).
 BACKOFF_S = (0.5, 15.0)
 TICK_S = 1.0
-#: A render that cost ``t`` delays the next one by ``RENDER_BACKOFF * t`` (bounded below).
+#: A render that cost ``t`` holds the next one back until ``RENDER_BACKOFF * t`` after it ended
+#: (at most ``MAX_RENDER_DELAY_S``).
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
 
@@ -78,7 +80,8 @@ class BrowserShell:
         self._proxies: list[Any] = []
         self._persist_scheduled = False
         self._render_scheduled = False
-        self._render_delay = 0.0
+        #: ``time.perf_counter()`` before which the next render waits (see RENDER_BACKOFF)
+        self._render_not_before = 0.0
         self._delay = BACKOFF_S[0]
         self._stopped = False
         self._wanted_offline = False
@@ -198,8 +201,9 @@ class BrowserShell:
             return
         self._render_scheduled = True
         loop = asyncio.get_event_loop()
-        if self._render_delay > 0.002:
-            loop.call_later(self._render_delay, self._render)
+        wait = self._render_not_before - time.perf_counter()
+        if wait > 0.002:
+            loop.call_later(wait, self._render)
         else:
             loop.call_soon(self._render)
 
@@ -207,8 +211,8 @@ class BrowserShell:
         self._render_scheduled = False
         began = time.perf_counter()
         self.app.render()
-        cost = time.perf_counter() - began
-        self._render_delay = min(cost * RENDER_BACKOFF, MAX_RENDER_DELAY_S)
+        ended = time.perf_counter()
+        self._render_not_before = ended + min((ended - began) * RENDER_BACKOFF, MAX_RENDER_DELAY_S)
 
     # --- page messages --------------------------------------------------------------------
 

@@ -63,7 +63,19 @@ class Net:
         self.apps[index] = app
         return app
 
-    def settle(self, rounds: int = 50) -> None:
+    def settle(self, rounds: int = 50, ticks: int = 4) -> None:
+        """Deliver until quiet, let every app tick (key work is staggered by rank, so time
+        passes between ticks), and repeat until nothing more happens."""
+        for _ in range(ticks):
+            self._deliver(rounds)
+            for app in self.apps:
+                app.tick()
+            self.clock[0] += 3_000
+        self._deliver(rounds)
+        for app in self.apps:
+            app.render()
+
+    def _deliver(self, rounds: int) -> None:
         for _ in range(rounds):
             moved = False
             for i, app in enumerate(self.apps):
@@ -75,9 +87,6 @@ class Net:
             self.clock[0] += 10
             if not moved:
                 break
-        for app in self.apps:
-            app.tick()
-            app.render()
 
     def _route(self, sender: App, envelope: bytes) -> None:
         from willow_core.wire import open_envelope
@@ -97,7 +106,7 @@ def _store(root: Path) -> Any:
 
 
 #: Toasts that report success rather than a failure.
-_FINE = ("Saved", "Done", "Proposal", "Invite", "Channel")
+_FINE = ("Saved", "Done", "Proposal", "Invite", "Channel", "Marked")
 
 
 def act(app: App, action: str, **fields: Any) -> None:
@@ -105,6 +114,13 @@ def act(app: App, action: str, **fields: Any) -> None:
     app.handle({"type": "action", "action": action, **fields})
     errors = [t for _, t in app.ui.toasts if not t.startswith(_FINE)]
     assert not errors, errors
+
+
+def text(app: App, message_id: bytes) -> str | None:
+    """What the app shows for a message (sealed ones opened with the app's keys)."""
+    community = app.community
+    assert community is not None
+    return community.keyring.open_message(st(app), st(app).messages[message_id]).text
 
 
 def st(app: App) -> ServerState:

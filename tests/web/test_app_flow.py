@@ -8,7 +8,7 @@ from pathlib import Path
 from willow_core.permissions import Permission
 from willow_core.state import state_hash
 
-from .harness import Net, act, regions, st
+from .harness import Net, act, regions, st, text
 
 
 def test_full_flow_three_people(tmp_path: Path) -> None:
@@ -52,7 +52,9 @@ def test_full_flow_three_people(tmp_path: Path) -> None:
     reply_id = st(bob).channels[general].messages[-1]
     reply = st(alice).messages[reply_id]
     assert reply.reply_to == message_id
-    assert f"<@{alice.me.hex()}>" in reply.body
+    assert f"<@{alice.me.hex()}>" in (text(alice, reply_id) or "")
+    assert reply.body == ""  # sealed: the replicated state holds only ciphertext
+    assert reply.sealed is not None
     assert 'class="mention me"' in regions(alice)["message-list"]
 
     act(carol, "react", id=message_id.hex(), emoji="🎉")
@@ -64,12 +66,13 @@ def test_full_flow_three_people(tmp_path: Path) -> None:
     net.settle()
     for app in (alice, bob, carol):
         m = st(app).messages[message_id]
-        assert m.body == "Hello everyone (edited)"
+        assert text(app, message_id) == "Hello everyone (edited)"
         assert m.edited
         assert m.reactions == {"🎉": {carol.me}}
         assert message_id in st(app).channels[general].pins
         (thread,) = st(app).threads.values()
-        assert thread.name == "Planning"
+        assert app.community is not None
+        assert app.community.keyring.open_thread(st(app), thread).text == "Planning"
         assert len(thread.messages) == 1
     act(bob, "delete", id=reply_id.hex())
     act(bob, "confirm-delete", id=reply_id.hex())
@@ -116,6 +119,29 @@ def test_full_flow_three_people(tmp_path: Path) -> None:
     hashes = {state_hash(st(app)) for app in (alice, bob, carol)}
     assert len(hashes) == 1
 
+    # after the kick the key rotates: Carol, still receiving everything, sees a reason instead
+    act(alice, "select-channel", id=general.hex())
+    act(alice, "send", text="after the kick")
+    net.settle()
+    after = st(alice).channels[general].messages[-1]
+    assert text(bob, after) == "after the kick"
+    assert text(carol, after) is None
+    assert carol.undecryptable() == {"NOT_A_READER": 1}
+    carol.ui.channel[server] = general
+    carol.render()
+    assert 'data-reason="not_a_reader"' in regions(carol)["message-list"]
+    assert "after the kick" not in regions(carol)["message-list"]
+
+    # safety numbers: Alice verifies Bob; the badge shows and survives a reload
+    act(alice, "open-member", peer=bob.me.hex())
+    assert "safety-number" in regions(alice)["overlay"]
+    act(alice, "verify", peer=bob.me.hex(), on="1")
+    act(alice, "close")
+    assert 'class="verified"' in regions(alice)["members"]
+    alice2 = net.reload(alice, tmp_path / "a")
+    assert bob.me in alice2.ui.verified
+    assert alice2.ui.invites  # invite seeds too (read marks, drafts of joins) survive
+
     # a reload shows the same state from the store, before any network
     before = state_hash(st(bob))
     bob2 = net.reload(bob, tmp_path / "b")
@@ -142,8 +168,8 @@ def test_offline_messages_are_sent_on_reconnect(tmp_path: Path) -> None:
     assert bob.node is not None
     bob.node.drain()  # the socket is down: what was queued is lost with it
     net.settle()
-    assert not any(m.body == "typed while offline" for m in st(alice).messages.values())
+    assert not any(text(alice, m) == "typed while offline" for m in st(alice).messages)
     net.offline.clear()
     bob._on_link_ready()  # the next session republishes what storage has not acknowledged
     net.settle()
-    assert any(m.body == "typed while offline" for m in st(alice).messages.values())
+    assert any(text(alice, m) == "typed while offline" for m in st(alice).messages)

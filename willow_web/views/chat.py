@@ -10,7 +10,7 @@ from willow_core.state import ChatMessage, ServerState
 
 from ..html import Markup, attrs, esc, tag
 from ..markdown import SHORTCODES, Context, mentions_of, render
-from .common import avatar, can_in, clock, day, md_context, name_of
+from .common import avatar, can_in, clock, day, md_context, name_of, opened, thread_name
 
 if TYPE_CHECKING:
     from ..app import App
@@ -39,12 +39,49 @@ def header(app: App) -> Markup:
     if app.ui.pins_open:
         pins = _pins_popover(app, state, channel_id)  # type: ignore[arg-type]
     topic = tag("span", channel.topic, class_="chat-topic") if channel.topic else ""
+    lock = (
+        '<span class="e2ee" title="End-to-end encrypted: only members who can read this channel hold its keys">🔒</span>'
+        if channel.sealed
+        else '<span class="e2ee open" title="Not encrypted: relays and storage can read this channel">🔓</span>'
+    )
+    waiting = _waiting(app, state, channel_id)  # type: ignore[arg-type]
     return Markup(
-        f'<div class="chat-title"><span class="hash">#</span>{esc(channel.name)}</div>{topic}'
+        f'<div class="chat-title"><span class="hash">#</span>{esc(channel.name)}{lock}</div>{topic}{waiting}'
         '<div class="chat-tools">'
         f'<button {attrs(class_="icon-btn" + (" on" if app.ui.pins_open else ""), title="Pinned messages", data_action="toggle-pins", aria_label="Pinned messages")}>📌<span class="count">{len(channel.pins) or ""}</span></button>'
         f"<button {attrs(class_='icon-btn' + (' on' if app.ui.members_open else ''), title='Member list', data_action='toggle-members', aria_label='Member list')}>👥</button>"
         f"</div>{pins}"
+    )
+
+
+def _waiting(app: App, state: ServerState, channel_id: bytes) -> str:
+    """How many messages here cannot be read yet, and why (never a silent failure)."""
+    community = app.community
+    if community is None or not community.ready:
+        return ""
+    counts: dict[str, int] = {}
+    for message_id in state.channels[channel_id].messages:
+        message = state.messages.get(message_id)
+        if message is None or message.sealed is None or message.deleted:
+            continue
+        result = opened(app, message)
+        if result.reason is not None:
+            counts[result.reason.value] = counts.get(result.reason.value, 0) + 1
+    if not counts:
+        return ""
+    total = sum(counts.values())
+    why = "; ".join(f"{n}: {reason}" for reason, n in counts.items())
+    return f'<span class="undecryptable-count" title="{esc(why)}">🔒 {total} unreadable</span>'
+
+
+def _body(app: App, message: ChatMessage, ctx: Context) -> str:
+    result = opened(app, message)
+    if result.text is not None:
+        return str(render(result.text, ctx))
+    assert result.reason is not None
+    return (
+        f'<span class="undecryptable" data-reason="{result.reason.name.lower()}">'
+        f"🔒 {esc(result.reason.value)}</span>"
     )
 
 
@@ -60,7 +97,7 @@ def _pins_popover(app: App, state: ServerState, channel_id: bytes) -> str:
             f'<li class="pin" data-msg="{message_id.hex()}">'
             f'<div class="pin-head">{avatar(state, message.author, "sm")}'
             f"<b>{esc(name_of(state, message.author))}</b> <time>{esc(clock(app, message.ts))}</time></div>"
-            f'<div class="pin-body">{render(message.body, ctx) if not message.deleted else "<i>deleted</i>"}</div>'
+            f'<div class="pin-body">{_body(app, message, ctx) if not message.deleted else "<i>deleted</i>"}</div>'
             f"<button {attrs(class_='link-btn', data_action='pin', data_id=message_id.hex())}>Unpin</button></li>"
         )
     body = "".join(items) or '<li class="empty">Nothing pinned here yet.</li>'
@@ -152,9 +189,15 @@ def _fragments(
         )
         thread = threads.get(message_id)
         reply = state.messages.get(message.reply_to) if message.reply_to else None
+        result = opened(app, message)
+        reply_text = opened(app, reply).text if reply is not None else None
         key = (
             message_id,
             message.body,
+            result,
+            reply_text,
+            message.author in app.ui.verified,
+            thread_name(app, thread) if thread else None,
             message.edited,
             message.deleted,
             tuple(sorted((e, len(p), app.me in p) for e, p in message.reactions.items())),
@@ -203,7 +246,7 @@ def _message(
         classes.append("group-start")
     if m.deleted:
         classes.append("deleted")
-    if app.me in mentions_of(m.body):
+    if app.me in mentions_of(opened(app, m).text or ""):
         classes.append("mentioned")
     if pending:
         classes.append("pending")
@@ -230,7 +273,7 @@ def _message(
         left = "" if m.author in state.members else ' <span class="tag">left</span>'
         parts.append(
             f'<div class="msg-head"><span class="author" style="--hue:{(m.author[0] << 8 | m.author[1]) % 360}">'
-            f"{esc(name_of(state, m.author))}</span>{left}"
+            f"{esc(name_of(state, m.author))}</span>{_badge(app, m.author)}{left}"
             f' <time title="{esc(day(app, m.ts))}">{esc(clock(app, m.ts))}</time></div>'
         )
     if m.deleted:
@@ -238,12 +281,12 @@ def _message(
     elif app.ui.editing == m.id:
         parts.append(
             f'<form class="edit-form" data-action="save-edit" data-id="{hexid}">'
-            f'<textarea name="text" class="edit-input" rows="2" data-autofocus>{esc(m.body)}</textarea>'
+            f'<textarea name="text" class="edit-input" rows="2" data-autofocus>{esc(opened(app, m).text or "")}</textarea>'
             '<div class="hint">escape to <a data-action="close">cancel</a> • enter to <button class="link-btn" type="submit">save</button></div></form>'
         )
     else:
         edited = ' <span class="edited">(edited)</span>' if m.edited else ""
-        parts.append(f'<div class="content">{render(m.body, ctx)}{edited}</div>')
+        parts.append(f'<div class="content">{_body(app, m, ctx)}{edited}</div>')
     if m.reactions and not m.deleted:
         chips = []
         for emoji, peers in m.reactions.items():
@@ -260,7 +303,7 @@ def _message(
         count = len(t.messages)  # type: ignore[attr-defined]
         parts.append(
             f"<button {attrs(class_='thread-chip', data_action='open-thread', data_id=t.id.hex())}>"  # type: ignore[attr-defined]
-            f"🧵 <b>{esc(t.name)}</b> · {count} {'reply' if count == 1 else 'replies'}</button>"  # type: ignore[attr-defined]
+            f"🧵 <b>{esc(thread_name(app, t))}</b> · {count} {'reply' if count == 1 else 'replies'}</button>"  # type: ignore[arg-type]
         )
     parts.append("</div>")
     if not m.deleted and channel_id is not None:
@@ -269,6 +312,14 @@ def _message(
         parts.append(_picker(hexid, ctx))
     parts.append("</div>")
     return "".join(parts)
+
+
+def _badge(app: App, peer: bytes) -> str:
+    if peer in app.ui.verified:
+        return (
+            ' <span class="verified" title="You compared safety numbers with this person">✓</span>'
+        )
+    return ""
 
 
 def _emoji(emoji: str, ctx: Context) -> str:
@@ -329,7 +380,7 @@ def thread_panel(app: App) -> Markup:
         app, state, ([thread.root] if root else []) + thread.messages, thread.channel
     )
     return Markup(
-        f'<div class="thread-head"><span>🧵 {esc(thread.name)}</span>'
+        f'<div class="thread-head"><span>🧵 {esc(thread_name(app, thread))}</span>'
         f"<button {attrs(class_='icon-btn', data_action='close-thread', title='Close thread', aria_label='Close thread')}>✕</button></div>"
         f'<div class="thread-list">{"".join(fragments)}</div>'
     )

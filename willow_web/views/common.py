@@ -6,8 +6,9 @@ import base64
 import time
 from typing import TYPE_CHECKING
 
+from willow_core.keyring import Opened
 from willow_core.permissions import Permission, has_channel_permission, has_permission
-from willow_core.state import ServerState
+from willow_core.state import ChatMessage, ServerState, Thread
 
 from ..html import Markup, attrs, esc, hue_of
 from ..markdown import Context
@@ -25,6 +26,8 @@ __all__ = [
     "md_context",
     "emoji_urls",
     "ago",
+    "opened",
+    "thread_name",
     "ALLOWED_EMOJI_MIME",
 ]
 
@@ -103,6 +106,22 @@ def emoji_urls(state: ServerState | None) -> dict[str, str]:
         if e.mime in ALLOWED_EMOJI_MIME:
             out[e.name] = f"data:{e.mime};base64,{base64.b64encode(e.image).decode()}"
     return out
+
+
+def opened(app: App, message: ChatMessage) -> Opened:
+    """A message's text, or why it cannot be read (sealed channels)."""
+    community = app.community
+    if message.sealed is None or community is None or not community.ready:
+        return Opened(message.body)
+    return community.keyring.open_message(community.state, message)
+
+
+def thread_name(app: App, thread: Thread) -> str:
+    community = app.community
+    if thread.sealed is None or community is None or not community.ready:
+        return thread.name
+    result = community.keyring.open_thread(community.state, thread)
+    return result.text if result.text is not None else "🔒 encrypted thread"
 
 
 def md_context(app: App) -> Context:

@@ -9,7 +9,7 @@ from willow_core.state import ServerState
 
 from ..html import Markup, attrs, esc
 from ..markdown import mentions_of
-from .common import ago, avatar, can, name_of
+from .common import ago, avatar, can, name_of, opened
 
 if TYPE_CHECKING:
     from ..app import App
@@ -64,7 +64,7 @@ def _unread(app: App, state: ServerState, channel: bytes) -> tuple[int, int]:
         if message is None or message.author == app.me or message.deleted:
             continue
         count += 1
-        if app.me in mentions_of(message.body):
+        if app.me in mentions_of(opened(app, message).text or ""):
             mentions += 1
     return count, mentions
 
@@ -154,8 +154,10 @@ def members(app: App) -> Markup:
             for r in member_roles
         )
         you = ' <span class="muted">(you)</span>' if peer == app.me else ""
+        if peer in app.ui.verified:
+            badges += '<span class="verified" title="Safety number verified">✓</span>'
         row = (
-            f"<div {attrs(class_='member' + (' active' if active else ''), data_peer=peer.hex())}>"
+            f"<div {attrs(class_='member' + (' active' if active else ''), data_peer=peer.hex(), data_action='open-member')}>"
             f'<span class="presence">{avatar(state, peer)}<i class="status-dot"></i></span>'
             f'<div class="member-meta"><span class="mname">{esc(name_of(state, peer))}{you}{badges}</span>'
             f'<span class="small muted">{esc(status)}</span><span class="chips">{chips}</span></div></div>'

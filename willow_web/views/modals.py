@@ -215,6 +215,8 @@ def _channels_tab(app: App, state: ServerState, args: dict[str, Any]) -> str:
             '<form class="row wrap" data-action="create-channel">'
             '<label>New channel<input name="name" maxlength="100" required placeholder="channel-name"></label>'
             '<label>Topic<input name="topic" maxlength="1024" placeholder="What it is for"></label>'
+            '<label>Encryption<select name="sealed"><option value="1">End-to-end encrypted</option><option value="0">Not encrypted (relays can read)</option></select></label>'
+            '<label>New members see<select name="history"><option value="full">Full history</option><option value="since-joining">Only messages after they join</option></select></label>'
             '<button class="btn primary" type="submit">Create channel</button></form>'
         )
     selected = str(args.get("channel", ""))
@@ -475,7 +477,50 @@ def _shortcuts(app: App, args: dict[str, Any]) -> Markup:
     return _modal("Keyboard shortcuts", f'<table class="table">{rows}</table>', name="shortcuts")
 
 
+def _member(app: App, args: dict[str, Any]) -> Markup:
+    from willow_core.safety import safety_number
+
+    state = app.state
+    try:
+        peer = bytes.fromhex(str(args.get("peer", "")))
+    except ValueError:
+        return Markup("")
+    if state is None or len(peer) != 32:
+        return Markup("")
+    name = name_of(state, peer)
+    if peer == app.me:
+        body = f"<p>This is you. Your key: <code>{peer.hex()[:32]}…</code></p>"
+        return _modal(name, body, name="member")
+    number = safety_number(app.me, peer)
+    rows = "".join(f"<span>{esc(group)}</span>" for group in number.split())
+    verified = peer in app.ui.verified
+    button = (
+        f"<button {attrs(class_='btn', data_action='verify', data_peer=peer.hex(), data_on='0')}>Remove verification</button>"
+        if verified
+        else f"<button {attrs(class_='btn primary', data_action='verify', data_peer=peer.hex(), data_on='1')}>Mark as verified</button>"
+    )
+    status = (
+        '<p class="verified-line">✓ You verified this person.</p>'
+        if verified
+        else f'<p class="muted">Compare these numbers with {esc(name)} in person or on a call. If they match, nobody is in the middle.</p>'
+    )
+    has_key = peer in state.member_keys
+    key_note = (
+        ""
+        if has_key
+        else '<p class="muted small">They have not published an encryption key yet.</p>'
+    )
+    body = (
+        f'<div class="member-card">{avatar(state, peer)}<div><b>{esc(name)}</b>'
+        f'<div class="muted small"><code>{peer.hex()[:16]}…</code></div></div></div>'
+        f'<h3>Safety number</h3><div class="safety-number">{rows}</div>{status}{key_note}'
+        f'<div class="row end">{button}</div>'
+    )
+    return _modal(f"{name}", body, name="member")
+
+
 _MODALS = {
+    "member": _member,
     "welcome": _welcome,
     "create": _create,
     "join": _join,
