@@ -33,11 +33,12 @@ __all__ = ["App", "Io", "Ui", "CATCH_UP_QUIET_MS", "LIST_JUMP", "LIST_QUIET_MS",
 #: A sync with no batch for this long is over, even without an end-of-history marker.
 CATCH_UP_QUIET_MS = 8_000
 #: The message list follows changes of at most this many messages at once (live chat). A larger
-#: jump while events keep arriving (a catch-up: a batch every few hundred milliseconds) waits
-#: until the open community has had no new event for LIST_QUIET_MS, and is then drawn once (by
-#: the next tick); meanwhile the banner counts what arrives. Every jump replaces the whole list
-#: on the page, a long task on the thread the person types on, and the windows a long history
-#: passes through fly by unread. What the person does is always drawn at once.
+#: jump while the open community catches up, or while its events keep arriving (a batch every
+#: few hundred milliseconds), waits until the catch-up is over and no event came for
+#: LIST_QUIET_MS; the next tick then draws it once, and meanwhile the banner counts what
+#: arrives. Every jump replaces the whole list on the page, a long task on the thread the person
+#: types on, and the windows a long history passes through would fly by unread. What the person
+#: does is always drawn at once.
 LIST_JUMP = 20
 LIST_QUIET_MS = 1_000
 #: Messages rendered per channel at first; "load older" adds this many more.
@@ -593,9 +594,12 @@ class App:
 
     def _hold_list(self) -> bool:
         """Whether the page keeps its message list this time: it would jump by more than
-        LIST_JUMP messages while the open community's events are still arriving."""
+        LIST_JUMP messages while the open community catches up or its events keep arriving."""
         server = self.ui.community
-        if server is None or self.io.now_ms() - self._arrived_at.get(server, 0) >= LIST_QUIET_MS:
+        if server is None:
+            return False
+        quiet = self.io.now_ms() - self._arrived_at.get(server, 0) >= LIST_QUIET_MS
+        if quiet and server not in self.catching:
             return False
         now, shown = self._list_now(), self._list_shown
         if now is None or shown is None or now[0] != shown[0]:
