@@ -218,7 +218,9 @@ class Community:
                 for e in self.state.channel_keys.get(channel, {}).values()
                 if not self.keyring.exposed(self.state, channel, e)
             ]
-            if not clean:  # nobody can send here yet: start the first (or a fresh) epoch
+            if not clean or self.keyring.excludes_newcomer(self.state, channel, clean[-1]):
+                # Nobody can send here yet, or a since-joining newcomer would never be given
+                # the newest epoch: start the first (or a fresh) one.
                 events.append(
                     self.author(self.keyring.rotation(self.state, channel, entropy), wall_ms)
                 )

@@ -8,7 +8,9 @@ in the same DAG as the messages, so keys sync with the same completeness as mess
 **Readers** of a sealed channel are members who may view it, have published an X25519 key, and
 are not services (peers granted SyncProvider directly: storage and replay workers must only
 ever see ciphertext). **An epoch is exposed** when a peer holding a share of it is no longer a
-reader (kicked, banned, left, or lost view): nothing new is sealed under it. **Key work due**
+reader (kicked, banned, left, or lost view): nothing new is sealed under it. Nor is anything
+sealed, in a since-joining channel, under an epoch some reader lacks: such an epoch is never
+shared with a newcomer, so the sender starts a fresh one first. **Key work due**
 for a reader, in order: publish their own key; start a new epoch when the channel has none that
 is unexposed and shared with them, or the newest one is too old or has sealed too much (the
 ``KeyPolicy``); share the current epoch (and, with full history visibility, every older one
@@ -156,11 +158,23 @@ class Keyring:
         self._keys[(channel, kid)] = value
         return value
 
+    def excludes_newcomer(self, state: ServerState, channel: bytes, epoch: KeyEpoch) -> bool:
+        """Whether a reader of a since-joining channel lacks ``epoch``. It will never be shared
+        with them (only replaced for everyone), so nothing new may be sealed under it: what is
+        sent from now on must be readable by everyone who can read the channel now."""
+        channel_state = state.channels.get(channel)
+        if channel_state is None or channel_state.history is not HistoryVisibility.SINCE_JOINING:
+            return False
+        return any(peer not in epoch.shares for peer in self.readers(state, channel))
+
     def current(self, state: ServerState, channel: bytes) -> tuple[bytes, bytes] | None:
-        """``(key id, key)`` to seal new content under: the newest unexposed epoch we hold."""
+        """``(key id, key)`` to seal new content under: the newest unexposed epoch we hold,
+        unless a since-joining newcomer lacks it (then a fresh epoch is due first)."""
         for kid, epoch in reversed(state.channel_keys.get(channel, {}).items()):
             if self.exposed(state, channel, epoch):
                 continue
+            if self.excludes_newcomer(state, channel, epoch):
+                return None
             value = self.key(state, channel, kid)
             if isinstance(value, bytes):
                 return kid, value

@@ -142,3 +142,22 @@ def test_a_forged_key_share_reads_as_corrupt_not_as_missing() -> None:
     )
     sync(clock, owner, bob, carol, dave)
     assert read(dave, m) is Unreadable.CORRUPT
+
+
+def test_a_since_joining_newcomer_reads_what_is_sent_once_its_key_is_known() -> None:
+    """A sender who already holds a newcomer's key must not seal under an epoch the newcomer
+    will never be given (since-joining epochs are never shared, only replaced): it starts a
+    fresh epoch for everyone instead, as it does when the current one is exposed."""
+    clock, owner, bob, carol, channel = community(HistoryVisibility.SINCE_JOINING)
+    old = send(owner, channel, "before dave", clock)
+    dave = admit(owner, "dave", clock)
+    sync(clock, owner, bob, carol, dave)
+    dave.key_work(clock(), rng)  # dave publishes his key...
+    sync(clock, owner, bob, carol, dave)  # ...and bob sees it before anyone rotates for him
+    after = send(bob, channel, "after dave's key is known", clock)
+    settle(clock, owner, bob, carol, dave)
+    assert read(dave, old) is Unreadable.NOT_A_READER
+    assert read(dave, after) == "after dave's key is known"
+    for c in (owner, carol):
+        assert read(c, after) == "after dave's key is known"
+    assert_converged(owner, bob, carol, dave)
