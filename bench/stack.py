@@ -1,14 +1,22 @@
 """The whole stack on loopback for browser tests and benchmarks: a relay serving the site, both
 workers (advertised in the capability document, as ``willow up`` does) and a native peer, all on
-one asyncio loop in a background thread. Callers run code on that loop with ``call``."""
+one asyncio loop in a background thread. Callers run code on that loop with ``call``.
+
+``StackProcess`` runs the same stack in a child process, as ``willow up`` runs in its own: a
+benchmark's Playwright client (its interpreter lock and its garbage collector) then never
+stalls the relay it measures. Callers run module-level functions there with ``run``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +27,7 @@ from relay.storage_worker import StorageWorker
 from willow_core.node import Node
 from willow_core.testing import identity
 
-__all__ = ["Stack"]
+__all__ = ["Stack", "StackProcess"]
 
 T = TypeVar("T")
 START_TIMEOUT_S = 30.0
@@ -131,3 +139,77 @@ class Stack:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await relay.stop()
+
+
+class StackProcess:
+    """A ``Stack`` in a child process (spawned); ``run(fn, *args)`` calls ``fn(stack, *args)``
+    there, on the child's main thread, and returns its result (both must pickle; ``fn`` is a
+    module-level function). ``fn`` reaches the native peer through ``stack.call``."""
+
+    def __init__(self, data_dir: Path, static_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.static_dir = static_dir
+        self.http_port: int | None = None
+        self.ws_port: int | None = None
+        self.relay_key: bytes | None = None
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve_stack, args=(child, data_dir, static_dir), daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/"
+
+    def __enter__(self) -> StackProcess:
+        self._process.start()
+        if not self._conn.poll(START_TIMEOUT_S * 2):
+            self._process.kill()
+            raise TimeoutError("the stack process did not start")
+        ok, value = self._conn.recv()
+        if not ok:
+            self._process.join(START_TIMEOUT_S)
+            raise RuntimeError(f"the stack process failed to start: {value}")
+        self.http_port, self.ws_port, self.relay_key = value
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):  # the child is gone already
+            self._conn.send(None)
+        self._process.join(START_TIMEOUT_S * 2)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        self._conn.send((fn, args))
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"{fn.__name__} failed in the stack process: {value}")
+        return value  # type: ignore[no-any-return]
+
+
+def _serve_stack(conn: Connection, data_dir: Path, static_dir: Path) -> None:
+    """The child: start the stack, report its ports, run calls until told to stop."""
+    import gc
+    import traceback
+
+    gc.set_threshold(100_000, 50, 100)  # bench.harness.runtime_gc: the relay's settings
+    try:
+        stack = Stack(data_dir, static_dir).__enter__()
+    except BaseException:
+        conn.send((False, traceback.format_exc()))
+        return
+    try:
+        conn.send((True, (stack.http_port, stack.ws_port, stack.relay_key)))
+        while (request := conn.recv()) is not None:
+            fn, args = request
+            try:
+                conn.send((True, fn(stack, *args)))
+            except Exception:
+                conn.send((False, traceback.format_exc()))
+    except EOFError:
+        pass
+    finally:
+        stack.__exit__(None, None, None)

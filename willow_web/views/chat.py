@@ -257,9 +257,8 @@ def _message(
         elif reply.deleted:
             preview = '<span class="muted">Original message was deleted</span>'
         else:
-            snippet = reply.body[:REPLY_PREVIEW_CHARS] + (
-                "…" if len(reply.body) > REPLY_PREVIEW_CHARS else ""
-            )
+            text = opened(app, reply).text or "🔒 encrypted message"
+            snippet = text[:REPLY_PREVIEW_CHARS] + ("…" if len(text) > REPLY_PREVIEW_CHARS else "")
             preview = f"<b>@{esc(name_of(state, reply.author))}</b> {esc(snippet)}"
         parts.append(
             f'<div class="reply-ref" data-action="jump" data-id="{m.reply_to.hex()}">↱ {preview}</div>'
