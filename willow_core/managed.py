@@ -19,6 +19,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 from operator import lt as _lt
 
@@ -34,10 +35,14 @@ from .pending import PendingBuffer
 from .results import RejectReason
 from .state import ServerState
 
-__all__ = ["ManagedDag", "Receipt", "UNDO_WINDOW", "RESTORE_JOURNAL"]
+__all__ = ["ManagedDag", "Receipt", "UNDO_WINDOW", "RESTORE_JOURNAL", "VERIFY_CHUNK"]
 
 #: ``(author, signable, sig)`` of an event: what its signature check takes.
 _SIGNED = itemgetter(2, 9, 10)
+#: Signatures per backend call. Bounded so that a whole history's temporary triples never
+#: pile up at once (the garbage collector would walk every one); still one FFI crossing per
+#: thousands of events in the browser.
+VERIFY_CHUNK = 4096
 #: Journals rebuilt by ``restore`` (the rest of the window refills as events arrive).
 RESTORE_JOURNAL = 2_000
 #: Events whose undo journals are kept. A late event landing further back than this rebuilds
@@ -124,7 +129,10 @@ class ManagedDag:
                 fresh = [ev for ev in events if ev.id not in held and ev.id not in waiting]
             else:
                 fresh = events
-            verdicts = crypto.ed25519_verify_many(list(map(_SIGNED, fresh)))
+            verdicts: list[bool] = []
+            for start in range(0, len(fresh), VERIFY_CHUNK):
+                chunk = islice(fresh, start, start + VERIFY_CHUNK)
+                verdicts += crypto.ed25519_verify_many(list(map(_SIGNED, chunk)))
             if not all(verdicts):
                 forged = {ev.id for ev, ok in zip(fresh, verdicts, strict=True) if not ok}
         inserted = receipt.inserted
@@ -217,9 +225,9 @@ class ManagedDag:
             return moved
         self._rewind(r)
         if r == len(self.order):
-            suffix = sorted(new, key=lambda ev: (depth[ev.id], ev.id))
+            suffix = topological_order(new, depth)
         else:
-            suffix = sorted(self.order[r:] + new, key=lambda ev: (depth[ev.id], ev.id))
+            suffix = topological_order(self.order[r:] + new, depth)
             del self.order[r:]
         self._apply_suffix(suffix)
         return moved

@@ -23,6 +23,7 @@ that is a fair merge of concurrent work, and every peer computes the same one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from struct import Struct
 
 from .event import Event
 
@@ -36,5 +37,13 @@ def order_key(ev: Event, depth: Mapping[bytes, int]) -> OrderKey:
 
 
 def topological_order(events: Iterable[Event], depth: Mapping[bytes, int]) -> list[Event]:
-    """All ``events`` in the deterministic order."""
-    return sorted(events, key=lambda ev: (depth[ev.id], ev.id))
+    """All ``events`` in the deterministic order.
+
+    The sort key is ``order_key`` spelled as bytes (8-byte big-endian depth, then the id), which
+    orders the same way: a whole history's keys as tuples would be that many objects for the
+    garbage collector to walk, and bytes are not tracked by it.
+    """
+    return sorted(events, key=lambda ev: _pack_depth(depth[ev.id]) + ev.id)
+
+
+_pack_depth = Struct(">Q").pack
