@@ -12,6 +12,9 @@ one accepted byte form (no malleable ids):
   overlong head makes the encoding strictly longer. So "as long as the canonical length" is
   "canonical", and computing a length is far cheaper than encoding. ``parse_strict`` is the
   same parse for callers that did the size cap themselves and catch ``PARSE_ERRORS``.
+* ``read_head`` reads one canonical head by hand, for decoders that read a known layout
+  straight from the bytes (an event's fixed fields, payload records): reading only shortest
+  heads of the expected major type is the canonical proof.
 
 Data model: ``None``, ``bool``, ``int`` in [-2**63, 2**64), ``bytes``, ``str``, ``list`` and
 ``dict`` with ``str`` keys.
@@ -19,6 +22,7 @@ Data model: ``None``, ``bool``, ``int`` in [-2**63, 2**64), ``bytes``, ``str``, 
 
 from __future__ import annotations
 
+from struct import Struct
 from typing import Any, NoReturn
 
 import cbor2
@@ -33,6 +37,7 @@ __all__ = [
     "parse_strict",
     "PARSE_ERRORS",
     "canonical_length",
+    "read_head",
     "MAX_DEPTH",
 ]
 
@@ -174,3 +179,36 @@ def _check_model(value: CborValue, depth: int) -> None:
             _check_model(item, depth + 1)
     elif kind not in (bytes, str, bool, type(None)):
         raise DecodeError(f"type {kind.__name__} is outside the data model")
+
+
+_U16 = Struct(">H").unpack_from
+_U32 = Struct(">I").unpack_from
+_U64 = Struct(">Q").unpack_from
+
+
+def read_head(data: bytes, at: int, major: int) -> tuple[int, int]:
+    """The argument of the head at ``data[at]`` and the offset after the head.
+
+    ``major`` is the expected major type's first byte (``0x00`` integer, ``0x40`` byte string,
+    ``0x60`` text string, ``0x80`` array). Only the shortest head of that type is accepted.
+
+    Raises:
+        DecodeError: another type, an indefinite length, a reserved or an overlong head.
+        IndexError, struct.error: ``data`` ends inside the head.
+    """
+    info = data[at] - major
+    if 0 <= info < 24:
+        return info, at + 1
+    if info == 24:
+        value, least, end = data[at + 1], 24, at + 2
+    elif info == 25:
+        value, least, end = _U16(data, at + 1)[0], 256, at + 3
+    elif info == 26:
+        value, least, end = _U32(data, at + 1)[0], 65536, at + 5
+    elif info == 27:
+        value, least, end = _U64(data, at + 1)[0], 4294967296, at + 9
+    else:
+        raise DecodeError(f"expected CBOR major type {major >> 5} with a definite head")
+    if value < least:
+        raise DecodeError("not canonical CBOR: overlong head")
+    return value, end

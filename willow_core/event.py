@@ -161,9 +161,15 @@ def _uint(s: bytes, p: int) -> tuple[int, int]:
 
 
 _KIND_BY_VALUE = {int(k): k for k in Kind}
-#: kind value -> (kind, the payload spec's one-pass validate-and-measure)
-_PAYLOADS: dict[int, tuple[Kind, Callable[[Any], tuple[Any, int]]]] = {
-    int(k): (k, spec.sized) for k, spec in PAYLOAD_SPECS.items() if spec.sized is not None
+#: kind value -> (kind, the payload's hand reader if it has one, its one-pass
+#: validate-and-measure for a strict parse)
+_PAYLOADS: dict[
+    int,
+    tuple[Kind, Callable[[bytes, int], tuple[Any, int]] | None, Callable[[Any], tuple[Any, int]]],
+] = {
+    int(k): (k, spec.reader, spec.sized)
+    for k, spec in PAYLOAD_SPECS.items()
+    if spec.sized is not None
 }
 if len(_PAYLOADS) != len(PAYLOAD_SPECS):  # every payload spec is a record
     raise TypeError("a payload spec has no one-pass decoder")
@@ -175,9 +181,10 @@ def decode_event(wire: bytes) -> Event:
 
     The wire layer and the signable array's fixed fields (tag, server, author, seq, prev, deps,
     ts, kind) are read by hand, accepting only their canonical bytes: that is cheaper than a
-    generic parse and a type check per field, and it *is* the canonical proof for them. The
-    payload is parsed strictly (``encoding.parse_strict``), validated by its kind's spec, and
-    proven canonical by length (section 1.3 of docs/protocol.md).
+    generic parse and a type check per field, and it *is* the canonical proof for them. So is
+    the payload when its record has a hand reader (``schema``: every kind whose fields are
+    simple); any other payload is parsed strictly (``encoding.parse_strict``), validated by its
+    kind's spec, and proven canonical by length (section 1.3 of docs/protocol.md).
 
     Raises:
         DecodeError: over ``MAX_EVENT_BYTES``, not canonical, or any field malformed.
@@ -271,17 +278,24 @@ def decode_event(wire: bytes) -> Event:
             p += 1
         else:
             kind_value, p = _uint(s, p)
-        payload_raw = parse_strict(s[p:])
+        entry = _PAYLOADS.get(kind_value)
+        if entry is None:
+            raise DecodeError(f"unknown event kind {kind_value!r}")
+        kind, read, sized = entry
+        if read is not None:
+            payload, end = read(s, p)
+            if end != len(s):
+                raise DecodeError("not canonical CBOR: bytes after the payload")
+        else:
+            payload, end = sized(parse_strict(s[p:]))
+            if end != len(s) - p:
+                raise DecodeError("not canonical CBOR")
     except (IndexError, StructError):
         raise DecodeError("not valid CBOR: truncated signable array") from None
-    except PARSE_ERRORS as exc:
+    except PARSE_ERRORS as exc:  # includes UnicodeDecodeError from a hand-read text
         raise DecodeError(f"not valid CBOR: {exc}") from None
     if seq >= _UINT_LIMIT or ts >= _UINT_LIMIT:
         raise DecodeError("seq and ts are below 2**63")
-    entry = _PAYLOADS.get(kind_value)
-    if entry is None:
-        raise DecodeError(f"unknown event kind {kind_value!r}")
-    kind, sized = entry
     # The common case (a later event of a member) needs only these comparisons; anything else
     # gets the full check, which accepts first events and genesis and names what is wrong.
     if (
@@ -292,9 +306,6 @@ def decode_event(wire: bytes) -> Event:
         or (count and (prev in deps or (count > 1 and not all(map(_lt, deps, deps[1:])))))
     ):
         _check_structure(server, seq, prev, deps, kind)
-    payload, payload_size = sized(payload_raw)
-    if payload_size != len(s) - p:
-        raise DecodeError("not canonical CBOR")
     return _new(
         Event,
         (

@@ -12,6 +12,12 @@ per record (as ``dataclasses`` does) because ingest runs them for every event; a
 ``sized`` validates and measures in one pass, with the checks of simple fields (ids, text,
 integers) written inline (``Spec.inline``) rather than called, since a Python call per field
 per event is most of a payload's decode cost.
+
+A record whose fields are all simple also gets a ``reader``: it reads the record's canonical
+bytes straight from the event's signable bytes (``Spec.read`` renders each field's part),
+accepting only the shortest heads of the expected types, which is the canonical proof. It
+accepts exactly what a strict parse + ``sized`` + the length proof accepts, without building
+the generic parse's lists first.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
-from .encoding import canonical_length
+from .encoding import canonical_length, read_head
 from .errors import DecodeError
 
 __all__ = [
@@ -47,6 +53,8 @@ __all__ = [
 
 T = TypeVar("T")
 E = TypeVar("E", bound=IntEnum)
+Reader = Callable[[str], tuple[str, dict[str, Any]]]
+"""Renders hand reading of one field (see ``Spec.read``)."""
 
 #: Unsigned integers fit in a signed 64-bit column everywhere (SQLite, JS BigInt-free JSON).
 UINT_MAX = 2**63 - 1
@@ -60,7 +68,10 @@ class Spec(Generic[T]):
     ``size`` is the canonical encoded length of a validated raw value. ``sized`` does both
     ``decode`` and ``size`` in one call (records generate it). ``inline``, for specs whose value
     is the raw value, renders ``decode`` as source for a generated record: given a variable
-    name, the statements that validate it and an expression for its canonical size.
+    name, the statements that validate it and an expression for its canonical size. ``read``
+    renders reading the canonical bytes of a value by hand: given a variable name, statements
+    that read it from ``s`` at offset ``p`` and advance ``p``, and the names they use.
+    ``reader`` is a record's generated hand reader: ``(data, offset) -> (value, end)``.
     """
 
     name: str
@@ -70,6 +81,8 @@ class Spec(Generic[T]):
     size: Callable[[Any], int] = canonical_length
     sized: Callable[[Any], tuple[T, int]] | None = None
     inline: Callable[[str], tuple[str, str]] | None = None
+    read: Reader | None = None
+    reader: Callable[[bytes, int], tuple[T, int]] | None = None
 
 
 def _head_expr(n: str) -> str:
@@ -77,6 +90,73 @@ def _head_expr(n: str) -> str:
     return (
         f"(1 if {n} < 24 else 2 if {n} < 256 else 3 if {n} < 65536 "
         f"else 5 if {n} < 4294967296 else 9)"
+    )
+
+
+def _read_length(v: str, major: int) -> str:
+    """Source: read a definite head of ``major`` at ``s[p]`` into ``n_`` and advance ``p``."""
+    return (
+        f"n_ = s[p] - {major}\nif 0 <= n_ < 24:\n    p += 1\nelse:\n    n_, p = head(s, p, {major})"
+    )
+
+
+def _read_bytes_exact(n: int) -> Reader:
+    head = _encoded_head(0x40, n)
+
+    def render(v: str) -> tuple[str, dict[str, Any]]:
+        test = " or ".join(f"s[p + {i}] != {b}" for i, b in enumerate(head))
+        return (
+            f"if {test}:\n"
+            f"    raise DecodeError({f'expected a {n}-byte string'!r})\n"
+            f"{v} = s[p + {len(head)} : p + {len(head) + n}]\n"
+            f"p += {len(head) + n}",
+            {},
+        )
+
+    return render
+
+
+def _encoded_head(major: int, n: int) -> bytes:
+    """The canonical head of major type ``major`` (first byte) with argument ``n`` < 2**16."""
+    if n < 24:
+        return bytes([major + n])
+    if n < 256:
+        return bytes([major + 24, n])
+    return bytes([major + 25]) + n.to_bytes(2, "big")
+
+
+def _read_optional(inner: Reader) -> Reader:
+    def render(v: str) -> tuple[str, dict[str, Any]]:
+        source, names = inner(v)
+        body = "\n".join("    " + line for line in source.splitlines())
+        return f"if s[p] == 0xF6:\n    {v} = None\n    p += 1\nelse:\n{body}", names
+
+    return render
+
+
+def _read_uint(v: str) -> tuple[str, dict[str, Any]]:
+    return (
+        f"{v} = s[p]\n"
+        f"if {v} < 24:\n"
+        "    p += 1\n"
+        "else:\n"
+        f"    {v}, p = head(s, p, 0)\n"
+        f"    if {v} > {UINT_MAX}:\n"
+        f"        raise fail('unsigned integer', {v})",
+        {},
+    )
+
+
+def _read_bool(v: str) -> tuple[str, dict[str, Any]]:
+    return (
+        "if s[p] == 0xF5:\n"
+        f"    {v} = True\n"
+        "elif s[p] == 0xF4:\n"
+        f"    {v} = False\n"
+        "else:\n"
+        "    raise DecodeError('expected a bool')\n"
+        "p += 1",
+        {},
     )
 
 
@@ -109,7 +189,14 @@ def _inline_bytes_exact(n: int) -> Callable[[str], tuple[str, str]]:
 
 
 _id = _bytes_exact(32)
-ID: Spec[bytes] = Spec("bytes32", _id, _same, size=lambda _: 34, inline=_inline_bytes_exact(32))
+ID: Spec[bytes] = Spec(
+    "bytes32",
+    _id,
+    _same,
+    size=lambda _: 34,
+    inline=_inline_bytes_exact(32),
+    read=_read_bytes_exact(32),
+)
 """A 32-byte id: event hash, public key or content hash."""
 
 
@@ -121,11 +208,17 @@ def exact_bytes(n: int) -> Spec[bytes]:
         _same,
         size=lambda _: n + 1 + (n >= 24),
         inline=_inline_bytes_exact(n),
+        read=_read_bytes_exact(n),
     )
 
 
 SIG: Spec[bytes] = Spec(
-    "bytes64", _bytes_exact(64), _same, size=lambda _: 66, inline=_inline_bytes_exact(64)
+    "bytes64",
+    _bytes_exact(64),
+    _same,
+    size=lambda _: 66,
+    inline=_inline_bytes_exact(64),
+    read=_read_bytes_exact(64),
 )
 
 
@@ -147,6 +240,7 @@ OPT_ID: Spec[bytes | None] = Spec(
     _same,
     size=lambda v: 1 if v is None else 34,
     inline=_inline_opt_id,
+    read=_read_optional(_read_bytes_exact(32)),
 )
 
 
@@ -164,7 +258,7 @@ def _inline_uint(v: str) -> tuple[str, str]:
     return check, _head_expr(v)
 
 
-UINT: Spec[int] = Spec("uint", _uint, _same, inline=_inline_uint)
+UINT: Spec[int] = Spec("uint", _uint, _same, inline=_inline_uint, read=_read_uint)
 
 
 def _bool(value: Any) -> bool:
@@ -179,6 +273,7 @@ BOOL: Spec[bool] = Spec(
     _same,
     size=lambda _: 1,
     inline=lambda v: (f"if type({v}) is not bool:\n    raise fail('bool', {v})", "1"),
+    read=_read_bool,
 )
 
 
@@ -213,7 +308,22 @@ def text(
             ]
         return "\n".join(lines), f"{_head_expr(f'b_{v}')} + b_{v}"
 
-    return Spec(label, check, _same, size=_text_size, inline=render)
+    def read(v: str) -> tuple[str, dict[str, Any]]:
+        lines = [
+            _read_length(v, 0x60),
+            f"{v} = s[p : p + n_].decode()",
+            "p += n_",
+            f"if not {min_chars} <= len({v}) <= {max_chars}:",
+            f"    raise DecodeError({f'text must be {min_chars}..{max_chars} characters'!r})",
+        ]
+        if max_bytes is not None:
+            lines += [
+                f"if n_ > {max_bytes}:",
+                f"    raise DecodeError({f'{label} is over {max_bytes} bytes'!r})",
+            ]
+        return "\n".join(lines), {}
+
+    return Spec(label, check, _same, size=_text_size, inline=render, read=read)
 
 
 def _text_size(value: str) -> int:
@@ -243,7 +353,17 @@ def blob(max_bytes: int) -> Spec[bytes]:
         )
         return check, f"{_head_expr(f'len({v})')} + len({v})"
 
-    return Spec(f"bytes<={max_bytes}", check, _same, inline=render)
+    def read(v: str) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{_read_length(v, 0x40)}\n"
+            f"if n_ > {max_bytes}:\n"
+            f"    raise DecodeError({f'expected bytes<={max_bytes}'!r})\n"
+            f"{v} = s[p : p + n_]\n"
+            "p += n_",
+            {},
+        )
+
+    return Spec(f"bytes<={max_bytes}", check, _same, inline=render, read=read)
 
 
 def enum(cls: type[E]) -> Spec[E]:
@@ -257,7 +377,22 @@ def enum(cls: type[E]) -> Spec[E]:
         except ValueError:
             raise DecodeError(f"unknown {cls.__name__} {value}") from None
 
-    return Spec(cls.__name__, check, int, trusted=cls)
+    members = {int(member): member for member in cls}
+
+    def read(v: str) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{v} = s[p]\n"
+            f"if {v} < 24:\n"
+            "    p += 1\n"
+            "else:\n"
+            f"    {v}, p = head(s, p, 0)\n"
+            f"{v} = members_{v}.get({v})\n"
+            f"if {v} is None:\n"
+            f"    raise DecodeError({f'unknown {cls.__name__}'!r})",
+            {f"members_{v}": members},
+        )
+
+    return Spec(cls.__name__, check, int, trusted=cls, read=read)
 
 
 def enum_set(cls: type[E]) -> Spec[frozenset[E]]:
@@ -310,6 +445,7 @@ def optional(item: Spec[T]) -> Spec[T | None]:
         encode,
         trusted=None if inner is None else (lambda v: None if v is None else inner(v)),
         size=lambda v: 1 if v is None else item.size(v),
+        read=None if item.read is None else _read_optional(item.read),
     )
 
 
@@ -324,6 +460,7 @@ def record(cls: type[T], specs: tuple[Spec[Any], ...]) -> Spec[T]:
         "new": tuple.__new__,
         "fail": _fail,
         "DecodeError": DecodeError,
+        "head": read_head,
     }
     for i, spec in enumerate(specs):
         scope[f"d{i}"] = spec.decode
@@ -385,7 +522,30 @@ def trusted(value):
     {unpack}
     return new(cls, ({built}))
 """
+    readable = arity < 24 and all(spec.read is not None for spec in specs)
+    if readable:
+        reads: list[str] = []
+        for i, spec in enumerate(specs):
+            assert spec.read is not None
+            statements, extra = spec.read(f"v{i}")
+            reads += statements.splitlines()
+            scope.update(extra)
+        fields = ", ".join(f"v{i}" for i in range(arity)) + comma
+        body = "\n    ".join(reads) or "pass"
+        source += f"""
+def reader(s, p):
+    if s[p] != {0x80 + arity}:
+        raise DecodeError("expected a {cls.__name__} array of {arity}")
+    p += 1
+    {body}
+    return new(cls, ({fields})), p
+"""
     exec(compile(source, f"<record {cls.__name__}>", "exec"), scope)
+    reader = scope.get("reader")
+
+    def read(v: str) -> tuple[str, dict[str, Any]]:
+        return f"{v}, p = rd_{v}(s, p)", {f"rd_{v}": reader}
+
     return Spec(
         cls.__name__,
         scope["check"],
@@ -393,6 +553,8 @@ def trusted(value):
         scope["trusted"],
         scope["size"],
         scope["sized"],
+        read=read if readable else None,
+        reader=reader,
     )
 
 
