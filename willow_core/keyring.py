@@ -221,7 +221,14 @@ class Keyring:
     def open_message(self, state: ServerState, message: ChatMessage) -> Opened:
         if message.sealed is None:
             return Opened(message.body)
-        purpose = "edit" if message.edited else "message"
+        # A sealed file message carries its content hash in the clear (``file``, metadata empty)
+        # and its metadata sealed for the ``file`` purpose.
+        if message.edited:
+            purpose = "edit"
+        elif message.file is not None:
+            purpose = "file"
+        else:
+            purpose = "message"
         return self.open(
             state, message.channel, message.author, message.sealed, purpose, message.id
         )

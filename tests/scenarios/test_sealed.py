@@ -161,3 +161,21 @@ def test_a_since_joining_newcomer_reads_what_is_sent_once_its_key_is_known() -> 
     for c in (owner, carol):
         assert read(c, after) == "after dave's key is known"
     assert_converged(owner, bob, carol, dave)
+
+
+def test_a_sealed_file_message_keeps_its_content_hash_and_opens_to_its_metadata() -> None:
+    from willow_core.kinds import SealedFileMessage
+
+    clock, owner, bob, carol, channel = community()
+    content = bytes(range(32))
+    _events, sealed = owner.seal(channel, '{"name": "plan.pdf"}', "file", clock(), rng)
+    m = owner.author(SealedFileMessage(channel, content, sealed), clock()).id
+    sync(clock, owner, bob, carol)
+    for c in (owner, bob, carol):
+        message = c.state.messages[m]
+        assert message.file is not None
+        assert message.file.content == content  # in the clear, to fetch the file
+        assert (message.file.name, message.file.mime, message.file.size) == ("", "", 0)
+        assert read(c, m) == '{"name": "plan.pdf"}'
+    assert all(b"plan.pdf" not in ev.wire for ev in history(owner))
+    assert_converged(owner, bob, carol)

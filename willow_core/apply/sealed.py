@@ -2,7 +2,9 @@
 
 Replay cannot read sealed content and does not try: it checks what it can (who may post where,
 that a sealed item names an epoch of its channel, that a channel stays sealed) and records the
-ciphertext. An epoch's shares are kept for every peer they were made for, even one who may not
+ciphertext (a sealed file message keeps its content hash in the clear, for fetching, as a
+``FileRef`` with empty metadata: the name, type, size and dimensions are in the sealed item). An
+epoch's shares are kept for every peer they were made for, even one who may not
 read the channel when the rotation applies (a rotation concurrent with a kick): clients must
 know such an epoch was exposed, and stop sending under it (``willow_core.keyring``). Within an
 epoch the first share for a peer wins, so two members sharing the same epoch concurrently
@@ -17,6 +19,7 @@ from ..journal import Journal
 from ..kinds import (
     CreateSealedChannel,
     CreateSealedThread,
+    FileRef,
     KeyShare,
     PublishKey,
     RotateChannelKey,
@@ -145,6 +148,7 @@ def _post_sealed(
     reply_to: bytes | None,
     need: tuple[Permission, ...],
     j: Journal,
+    file: FileRef | None = None,
 ) -> Outcome:
     reason = _sealed_channel(state, ev, channel_id)
     if reason is not None:
@@ -162,7 +166,7 @@ def _post_sealed(
         if thread.channel != channel_id:
             return RejectReason.INVALID_TARGET
     channel = state.channels[channel_id]
-    message = ChatMessage(ev.id, channel_id, thread_id, ev.author, "", ev.ts, reply_to, None)
+    message = ChatMessage(ev.id, channel_id, thread_id, ev.author, "", ev.ts, reply_to, file)
     message.sealed = sealed  # type: ignore[assignment]
     j.set(state.messages, ev.id, message)
     j.append(channel.messages if thread is None else thread.messages, ev.id)
@@ -181,7 +185,8 @@ def apply_sealed_file_message(
     state: ServerState, ev: Event, p: SealedFileMessage, j: Journal
 ) -> Outcome:
     need = (Permission.SEND_MESSAGES, Permission.ATTACH_FILES)
-    return _post_sealed(state, ev, p.channel, p.sealed, p.thread, p.reply_to, need, j)
+    file = FileRef(p.content, "", "", 0, 0, 0)  # the metadata is sealed; only the hash is not
+    return _post_sealed(state, ev, p.channel, p.sealed, p.thread, p.reply_to, need, j, file)
 
 
 def apply_sealed_edit(state: ServerState, ev: Event, p: SealedEdit, j: Journal) -> Outcome:
