@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import cbor2
 
 from . import crypto
-from .encoding import PARSE_ERRORS, encode, parse_strict
+from .encoding import PARSE_ERRORS, encode, parse_strict, read_head
 from .errors import DecodeError, LocalError
 from .kinds import PAYLOAD_KINDS, PAYLOAD_SPECS, Kind, Payload
 
@@ -60,6 +60,12 @@ _MARK20 = [b"\x20" * n for n in range(MAX_DEPS + 1)]
 _U16 = Struct(">H").unpack_from
 _U32 = Struct(">I").unpack_from
 _U64 = Struct(">Q").unpack_from
+#: ``0x58 0x20``: the head of a 32-byte string (server, author, prev, every dep)
+_ID_HEAD = b"\x58\x20"
+#: server and author of a non-genesis event, each with its head, in one read
+_SERVER_AUTHOR = Struct(">2s32s2s32s").unpack_from
+#: prev with its head, then the head byte of deps
+_PREV_DEPS = Struct(">2s32sB").unpack_from
 
 _GENESIS_KIND = Kind.CREATE_SERVER  # enum members read as module constants: a class lookup
 _sha256 = hashlib.sha256
@@ -140,26 +146,6 @@ def _check_structure(
             raise DecodeError("an author's first event must have at least one dep")
 
 
-def _uint(s: bytes, p: int) -> tuple[int, int]:
-    """The canonical unsigned integer at ``s[p]`` and the offset after it."""
-    c = s[p]
-    if c < 24:
-        return c, p + 1
-    if c == 0x18:
-        n, least, end = s[p + 1], 24, p + 2
-    elif c == 0x19:
-        n, least, end = _U16(s, p + 1)[0], 256, p + 3
-    elif c == 0x1A:
-        n, least, end = _U32(s, p + 1)[0], 65536, p + 5
-    elif c == 0x1B:
-        n, least, end = _U64(s, p + 1)[0], 4294967296, p + 9
-    else:
-        raise DecodeError("seq, ts and kind are unsigned integers")
-    if n < least:
-        raise DecodeError("not canonical CBOR: overlong integer")
-    return n, end
-
-
 _KIND_BY_VALUE = {int(k): k for k in Kind}
 #: kind value -> (kind, the payload's hand reader if it has one, its one-pass
 #: validate-and-measure for a strict parse)
@@ -222,31 +208,31 @@ def decode_event(wire: bytes) -> Event:
     if not s.startswith(_PREFIX):
         raise DecodeError("not a willow/event/v1 signable array")
     try:
-        if s[17] == 0xF6:
+        if s[17] == 0xF6:  # genesis
             server = None
-            p = 18
-        elif s[17] == 0x58 and s[18] == 0x20:
-            server = s[19:51]
-            p = 51
+            if s[18] != 0x58 or s[19] != 0x20:
+                raise DecodeError("author is a 32-byte string")
+            author = s[20:52]
+            p = 52
         else:
-            raise DecodeError("server is a 32-byte string or null")
-        if s[p] != 0x58 or s[p + 1] != 0x20:
-            raise DecodeError("author is a 32-byte string")
-        author = s[p + 2 : p + 34]
-        seq = s[p + 34]
+            mark, server, mark2, author = _SERVER_AUTHOR(s, 17)
+            if mark != _ID_HEAD or mark2 != _ID_HEAD:
+                raise DecodeError("server and author are 32-byte strings")
+            p = 85
+        seq = s[p]
         if seq < 24:
-            p += 35
+            p += 1
         elif seq == 0x19:
-            seq = _U16(s, p + 35)[0]
-            p += 37
+            seq = _U16(s, p + 1)[0]
+            p += 3
             if seq < 256:
                 raise DecodeError("not canonical CBOR: overlong integer")
         else:
-            seq, p = _uint(s, p + 34)
-        if s[p] != 0x58 or s[p + 1] != 0x20:
+            seq, p = read_head(s, p, 0)
+        mark, prev, count = _PREV_DEPS(s, p)
+        if mark != _ID_HEAD:
             raise DecodeError("prev is a 32-byte string")
-        prev = s[p + 2 : p + 34]
-        count = s[p + 34] - 0x80
+        count -= 0x80
         p += 35
         if count >= 24:
             if count != 24:  # 0x98 n is the only head an array of 24..64 ids can have
@@ -272,12 +258,12 @@ def decode_event(wire: bytes) -> Event:
             if ts < 4294967296:
                 raise DecodeError("not canonical CBOR: overlong integer")
         else:
-            ts, p = _uint(s, p)
+            ts, p = read_head(s, p, 0)
         kind_value = s[p]
         if kind_value < 24:
             p += 1
         else:
-            kind_value, p = _uint(s, p)
+            kind_value, p = read_head(s, p, 0)
         entry = _PAYLOADS.get(kind_value)
         if entry is None:
             raise DecodeError(f"unknown event kind {kind_value!r}")
