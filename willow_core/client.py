@@ -37,7 +37,7 @@ class Community:
         #: a snapshot's state, shown (marked unverified) until history has been replayed
         self.unverified: ServerState | None = None
         #: this identity's channel keys (sealed channels)
-        self.keyring = Keyring(identity, server_id)
+        self.keyring = Keyring(identity, server_id, lambda: self.managed.dag.fork_seq)
         #: author -> the tip our latest event already depends on (so deps stay minimal)
         self._covered: dict[bytes, bytes] = {}
 

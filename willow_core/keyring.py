@@ -5,10 +5,11 @@ The keyring never changes the replicated state; it reads it. Everything key-rela
 members must learn travels as events (``PublishKey``, ``RotateChannelKey``, ``ShareChannelKey``)
 in the same DAG as the messages, so keys sync with the same completeness as messages (D7).
 
-**Readers** of a sealed channel are members who may view it, have published an X25519 key, and
-are not services (peers granted SyncProvider directly: storage and replay workers must only
-ever see ciphertext). **An epoch is exposed** when a peer holding a share of it is no longer a
-reader (kicked, banned, left, or lost view): nothing new is sealed under it. Nor is anything
+**Readers** of a sealed channel are members who may view it, have published an X25519 key, are
+not services (peers granted SyncProvider directly: storage and replay workers must only ever
+see ciphertext) and have not equivocated (replay ignores what they author from their fork on).
+**An epoch is exposed** when a peer holding a share of it is no longer a reader (kicked,
+banned, left, lost view, or equivocated): nothing new is sealed under it. Nor is anything
 sealed, in a since-joining channel, under an epoch some reader lacks: such an epoch is never
 shared with a newcomer, so the sender starts a fresh one first. **Key work due**
 for a reader, in order: publish their own key; start a new epoch when the channel has none that
@@ -24,7 +25,7 @@ epochs, every message names its own, and the newest unexposed epoch is the one s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -88,9 +89,17 @@ class Opened:
 class Keyring:
     """Channel keys of one identity in one community."""
 
-    def __init__(self, identity: Identity, server_id: bytes) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        server_id: bytes,
+        muted: Callable[[], Collection[bytes]] | None = None,
+    ) -> None:
         self.identity = identity
         self.server_id = server_id
+        #: peers whose events no longer take effect because they equivocated (replay ignores
+        #: what they author from their fork on); ``Community`` passes its DAG's forked authors
+        self._muted: Callable[[], Collection[bytes]] = muted or tuple
         #: (channel, key id) -> the epoch key, once unwrapped
         self._keys: dict[tuple[bytes, bytes], bytes] = {}
         #: (channel, key id) -> why unwrapping failed for good (a corrupt share)
@@ -107,11 +116,16 @@ class Keyring:
         return Permission.SYNC_PROVIDER in state.peer_permissions.get(peer, ())
 
     def readers(self, state: ServerState, channel: bytes) -> list[bytes]:
-        """Members who get keys for ``channel``, sorted by key."""
+        """Members who get keys for ``channel``, sorted by key. A member who equivocated is
+        not one: nothing it authors takes effect any more (no share, no rotation, no message),
+        so counting it would leave an epoch only it holds looking current for ever, and the
+        channel unusable for everyone else in a full-history channel."""
+        muted = self._muted()
         return sorted(
             peer
             for peer in state.members
             if peer in state.member_keys
+            and peer not in muted
             and not self.is_service(state, peer)
             and has_channel_permission(state, peer, channel, Permission.VIEW_CHANNEL)
         )

@@ -179,3 +179,40 @@ def test_a_sealed_file_message_keeps_its_content_hash_and_opens_to_its_metadata(
         assert read(c, m) == '{"name": "plan.pdf"}'
     assert all(b"plan.pdf" not in ev.wire for ev in history(owner))
     assert_converged(owner, bob, carol)
+
+
+def test_an_epoch_held_only_by_a_member_who_equivocated_does_not_block_the_channel() -> None:
+    """The only holder of the newest epoch forks its log (an old backup restored): replay
+    ignores everything it authors from then on, so it can never share that epoch. It is no
+    reader any more, the epoch is exposed, and the others start a fresh one and talk."""
+    from willow_core.kinds import CreateChannel
+
+    from .helpers import forge, inject
+
+    clock = Clock()
+    owner = found(clock)
+    channel = owner.author(CreateSealedChannel("secret", "", HistoryVisibility.FULL), clock()).id
+    owner.key_work(clock(), rng)  # the owner publishes its key...
+    owner.key_work(clock(), rng)  # ...and starts the first epoch, for itself alone
+    lost = send(owner, channel, "before anyone else had a key", clock)
+    bob = admit(owner, "bob", clock)
+    carol = admit(owner, "carol", clock)
+    sync(clock, owner, bob, carol)
+    for c in (bob, carol):
+        c.key_work(clock(), rng)
+    sync(clock, owner, bob, carol)
+    head = owner.author(CreateChannel("one branch"), clock())
+    sync(clock, owner, bob, carol)
+    other = forge(
+        owner, owner.identity, CreateChannel("another"), seq=head.seq, prev=head.prev, ts=head.ts
+    )
+    for c in (owner, bob, carol):
+        inject(c, other, clock)
+    assert owner.identity.public_key in bob.dag.fork_seq
+    settle(clock, owner, bob, carol)
+    m = send(bob, channel, "the channel still works", clock)
+    settle(clock, owner, bob, carol)
+    assert read(carol, m) == "the channel still works"
+    assert read(owner, m) is Unreadable.NOT_A_READER
+    assert read(carol, lost) is Unreadable.WAITING_FOR_KEY  # only the owner ever held it
+    assert_converged(owner, bob, carol)
