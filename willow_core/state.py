@@ -9,6 +9,8 @@ with every collection sorted, so two peers can compare states with one 32-byte v
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .encoding import encode
@@ -42,6 +44,7 @@ __all__ = [
     "KeyEpoch",
     "state_hash",
     "state_from_obj",
+    "NO_REACTIONS",
 ]
 
 
@@ -161,6 +164,13 @@ class KeyEpoch:
         self.shares: dict[bytes, bytes] = {}
 
 
+#: The reactions of every message nobody has reacted to: one shared read-only table rather than
+#: an empty dict per message (most messages never get one, and a whole history's worth of
+#: dicts is that much more for the garbage collector). Replay gives a message its own dict on
+#: its first reaction.
+NO_REACTIONS: Mapping[str, set[bytes]] = MappingProxyType({})
+
+
 class ChatMessage:
     __slots__ = (
         "id",
@@ -197,7 +207,8 @@ class ChatMessage:
         self.ts = ts
         self.edited = False
         self.deleted = False
-        self.reactions: dict[str, set[bytes]] = {}
+        #: emoji -> who reacted; ``NO_REACTIONS`` (shared, read-only) until the first reaction
+        self.reactions: Mapping[str, set[bytes]] = NO_REACTIONS
         self.reply_to = reply_to
         self.file = file
         #: sealed content (body, or attachment metadata); ``body`` is empty then
@@ -497,7 +508,7 @@ def _from_obj(obj: Any) -> ServerState:
         f = None if m[10] is None else FileRef(*m[10])
         msg = ChatMessage(m[0], m[1], m[2], m[3], m[4], m[5], m[9], f, _sealed_from(m[11]))
         msg.edited, msg.deleted = bool(m[6]), bool(m[7])
-        msg.reactions = {e: set(peers) for e, peers in m[8]}
+        msg.reactions = {e: set(peers) for e, peers in m[8]} or NO_REACTIONS
         st.messages[m[0]] = msg
     for p, *fields in profiles:
         profile = Profile()

@@ -23,7 +23,7 @@ from ..permissions import (
     has_permission,
 )
 from ..results import RejectReason
-from ..state import ChatMessage, CustomEmoji, ServerState
+from ..state import NO_REACTIONS, ChatMessage, CustomEmoji, ServerState
 from ._common import Outcome, needs_channel
 
 __all__ = [
@@ -113,7 +113,7 @@ def apply_delete_message(state: ServerState, ev: Event, p: DeleteMessage, j: Jou
     j.attr(message, "body", "")
     j.attr(message, "file", None)
     j.attr(message, "sealed", None)
-    j.attr(message, "reactions", {})
+    j.attr(message, "reactions", NO_REACTIONS)
     return None
 
 
@@ -126,11 +126,15 @@ def apply_reaction(state: ServerState, ev: Event, p: Reaction, j: Journal) -> Ou
     )
     if reason is not None:
         return reason
-    reactors = message.reactions.get(p.emoji)
+    reactions = message.reactions
+    reactors = reactions.get(p.emoji)
     if reactors is None:
-        if len(message.reactions) >= MAX_DISTINCT_REACTIONS:
+        if len(reactions) >= MAX_DISTINCT_REACTIONS:
             return RejectReason.CAP_EXCEEDED
-        j.set(message.reactions, p.emoji, {ev.author})
+        if isinstance(reactions, dict):
+            j.set(reactions, p.emoji, {ev.author})
+        else:  # the shared empty table: the first reaction gives the message its own
+            j.attr(message, "reactions", {p.emoji: {ev.author}})
     else:
         j.add(reactors, ev.author)
     return None
@@ -144,8 +148,9 @@ def apply_remove_reaction(state: ServerState, ev: Event, p: RemoveReaction, j: J
     if reactors is None or ev.author not in reactors:
         return RejectReason.INVALID_TARGET
     j.discard(reactors, ev.author)
-    if not reactors:
-        j.pop(message.reactions, p.emoji)
+    reactions = message.reactions
+    if not reactors and isinstance(reactions, dict):  # a reactor was found: a dict of its own
+        j.pop(reactions, p.emoji)
     return None
 
 
