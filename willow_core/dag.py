@@ -253,17 +253,13 @@ class EventDag:
         floors, raised = self.floor, self.raised
         chains, tips_of = self.chains, self.tips
         special = _SPECIAL_KINDS
+        blocked = bool(refused or held or awaited)
         index = start
         for ev in islice(batch, start, None):
             event_id, server, author, seq, prev, _, ts, kind, _, _, _, parents = ev
-            if (
-                kind in special
-                or server != server_id
-                or event_id in events
-                or event_id in refused
-                or event_id in held
-                or event_id in awaited
-            ):
+            if kind in special or server != server_id or event_id in events:
+                return index
+            if blocked and (event_id in refused or event_id in held or event_id in awaited):
                 return index
             chain = chains.get(author)
             if chain is None or seq in chain:

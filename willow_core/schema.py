@@ -104,7 +104,8 @@ def _read_bytes_exact(n: int) -> Reader:
     head = _encoded_head(0x40, n)
 
     def render(v: str) -> tuple[str, dict[str, Any]]:
-        test = " or ".join(f"s[p + {i}] != {b}" for i, b in enumerate(head))
+        at = ["s[p]", *(f"s[p + {i}]" for i in range(1, len(head)))]
+        test = " or ".join(f"{x} != {b}" for x, b in zip(at, head, strict=True))
         return (
             f"if {test}:\n"
             f"    raise DecodeError({f'expected a {n}-byte string'!r})\n"
@@ -309,11 +310,15 @@ def text(
         return "\n".join(lines), f"{_head_expr(f'b_{v}')} + b_{v}"
 
     def read(v: str) -> tuple[str, dict[str, Any]]:
+        # A text of n bytes has at most n characters: only a long one needs counting.
+        count = f"n_ > {max_chars} and len({v}) > {max_chars}"
+        if min_chars:
+            count = f"len({v}) < {min_chars} or {count}"
         lines = [
             _read_length(v, 0x60),
             f"{v} = s[p : p + n_].decode()",
             "p += n_",
-            f"if not {min_chars} <= len({v}) <= {max_chars}:",
+            f"if {count}:",
             f"    raise DecodeError({f'text must be {min_chars}..{max_chars} characters'!r})",
         ]
         if max_bytes is not None:
