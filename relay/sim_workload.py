@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from willow_core.client import Community
+from willow_core.event import Event
 from willow_core.invite import InviteLink, invite_key
 from willow_core.kinds import (
     AssignRole,
@@ -47,6 +48,7 @@ from willow_core.permissions import Permission
 from willow_core.testing import seed_bytes
 
 from .sim import Audit, LinkFaults, Network, SimNode, Stats, audit
+from .sim_sealed import RUN_POLICY, SealedReport, SealedTraffic
 
 __all__ = ["WorkloadConfig", "RunResult", "Workload", "run_random"]
 
@@ -71,6 +73,8 @@ class WorkloadConfig:
     #: stale-store restarts of a peer that then acts at once (equivocation)
     equivocations: int = 1
     sync_every_ms: int = 250
+    #: a sealed channel with key work, sealed sends and edits, and one concurrent rotation
+    sealed: bool = True
 
 
 @dataclass(slots=True)
@@ -84,6 +88,16 @@ class RunResult:
     actions: int
     refused: int
     faults: list[str] = field(default_factory=list)
+    sealed: SealedReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Converged (``audit``) and, with sealed traffic, every current reader reads it all."""
+        return self.audit.ok and (self.sealed is None or self.sealed.ok)
+
+    def describe(self) -> str:
+        text = f"{self.faults}\n{self.audit.describe()}"
+        return text if self.sealed is None else f"{text}\n{self.sealed.describe()}"
 
 
 _EMOJI = ("👍", "🎉", "😂", "❤️", "🔥")
@@ -97,6 +111,7 @@ _ROLE_PERMISSIONS = (
 #: action -> weight; admin actions are taken by a peer that believes it is an admin
 _ACTIONS: dict[str, int] = {
     "message": 30,
+    "sealed": 6,
     "react": 10,
     "unreact": 3,
     "edit": 8,
@@ -114,6 +129,20 @@ _ACTIONS: dict[str, int] = {
     "leave": 2,
 }
 _ADMIN_ACTIONS = frozenset({"grant", "kick", "admin", "vote"})
+
+
+@dataclass(frozen=True, slots=True)
+class _SealedSend:
+    """A message for a sealed channel: sealed at send time (``SealedTraffic.send``)."""
+
+    text: str
+    reply_to: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class _SealedEdit:
+    message: bytes
+    text: str
 
 
 class Workload:
@@ -134,6 +163,9 @@ class Workload:
         self.actions = 0
         self.refused = 0
         self.fault_log: list[str] = []
+        self.sealed = SealedTraffic(self.net, seed, self.peers) if self.config.sealed else None
+        #: the owner makes p1 an admin once (two admins for the concurrent rotation)
+        self._second_admin = False
 
     @property
     def owner(self) -> SimNode:
@@ -146,6 +178,10 @@ class Workload:
         self.schedule_actions()
         self.net.run_until(self.config.duration_ms)
         rounds = self.net.settle(self.server)
+        sealed = None
+        if self.sealed is not None:
+            self.sealed.settle_keys()
+            sealed = self.sealed.check([self.storage, self.replay])
         return RunResult(
             self.seed,
             self.server,
@@ -156,6 +192,7 @@ class Workload:
             self.actions,
             self.refused,
             self.fault_log,
+            sealed,
         )
 
     # --- setup ------------------------------------------------------------------------------
@@ -174,6 +211,8 @@ class Workload:
         invite = net.author(owner.name, server, CreateInvite(invite_key(seed)[0]))
         assert invite is not None
         self.link = InviteLink(server, invite.id, seed)
+        if self.sealed is not None:
+            self.sealed.setup(server, owner)
         self._ask_to_serve()
         for peer in self.peers[1:]:
             net.at(self.rng.randint(1, 300), partial(self._receive_link, peer))
@@ -196,10 +235,18 @@ class Workload:
     def _on_tick(self, sn: SimNode) -> None:
         if sn is self.owner and self.rng.random() < 0.25:
             self._ask_to_serve()  # idempotent; covers a SERVE lost to a fault or a crash
-        if sn.role != "peer" or self.link is None:
+        if sn.role != "peer":
             return
         community = sn.community(self.server)
         if community is None or not community.ready:
+            return
+        if self.sealed is not None:
+            # A client's habits: do the key work due, then show the sealed channel.
+            self.sealed.key_step(sn, RUN_POLICY)
+            self.sealed.observe(sn)
+            if sn is self.owner:
+                self._make_second_admin(community)
+        if self.link is None:
             return
         state = community.state
         if sn.key in state.members or sn.key in state.banned:
@@ -209,6 +256,19 @@ class Workload:
         if self.rng.random() < 0.5:  # not at once: a kicked peer stays out for a while
             link = self.link
             self.net.act(sn.name, lambda node, now: node.join(link, now))
+
+    def _make_second_admin(self, community: Community) -> None:
+        if self._second_admin:
+            return
+        second = self.peers[1].key
+        state = community.state
+        if (
+            second in state.members
+            and second not in state.admins
+            and self.owner.key in state.admins
+        ):
+            self._second_admin = True
+            self.net.author(self.owner.name, self.server, Propose(GrantAdmin(second)))
 
     # --- faults -----------------------------------------------------------------------------
 
@@ -273,8 +333,10 @@ class Workload:
                 net.authored.pop(event_id, None)
         net.recover(name)
         community = net[name].community(self.server)
-        if community is not None and community.ready and community.state.channels:
-            channel = sorted(community.state.channels)[0]
+        state = community.state if community is not None and community.ready else None
+        plain = sorted(c for c, ch in state.channels.items() if not ch.sealed) if state else []
+        if plain:
+            channel = plain[0]
             if net.author(name, self.server, Message(channel, "after a stale restart")):
                 self.actions += 1
 
@@ -287,6 +349,10 @@ class Workload:
     def schedule_actions(self) -> None:
         for _ in range(self.config.actions):
             self.net.at(self.rng.randint(300, self.config.duration_ms), self._random_action)
+        if self.sealed is not None and self.config.actions:
+            sealed = self.sealed
+            when = self.rng.randint(800, max(800, self.config.duration_ms - 800))
+            self.net.at(when, partial(sealed.concurrent_rotation, self.rng, (300, 900)))
 
     def _random_action(self) -> None:
         kinds = list(_ACTIONS)
@@ -308,10 +374,23 @@ class Workload:
         if payload is None:
             return
         self.actions += 1
-        if self.net.author(actor.name, self.server, payload) is None:
+        result: Event | None
+        if isinstance(payload, _SealedSend):
+            assert self.sealed is not None
+            result = self.sealed.send(actor, payload.text, payload.reply_to)
+        elif isinstance(payload, _SealedEdit):
+            assert self.sealed is not None
+            result = self.sealed.edit(
+                actor, community.state.messages[payload.message], payload.text
+            )
+        else:
+            result = self.net.author(actor.name, self.server, payload)
+        if result is None:
             self.refused += 1
 
-    def _payload(self, kind: str, actor: SimNode, community: Community) -> Payload | None:
+    def _payload(
+        self, kind: str, actor: SimNode, community: Community
+    ) -> Payload | _SealedSend | _SealedEdit | None:
         rng, state, me = self.rng, community.state, actor.key
         n = self.actions
         channels = sorted(state.channels)
@@ -319,10 +398,19 @@ class Workload:
         mine = [m for m in live if state.messages[m].author == me]
         roles = sorted(r for r in state.roles if r != state.everyone_role)
         targets = sorted(k for k in state.members if k in self.peer_keys and k != state.owner)
-        payload: Payload | None = None
-        if kind == "message" and channels:
+        payload: Payload | _SealedSend | _SealedEdit | None = None
+        sealed = self.sealed
+        if kind == "sealed" and sealed is not None and sealed.channel in state.channels:
+            in_channel = [m for m in live if state.messages[m].channel == sealed.channel]
+            reply = rng.choice(in_channel) if in_channel and rng.random() < 0.2 else None
+            payload = _SealedSend(f"sealed {n} from {actor.name}", reply)
+        elif kind == "message" and channels:
             reply = rng.choice(live) if live and rng.random() < 0.2 else None
-            payload = Message(rng.choice(channels), f"message {n}", reply_to=reply)
+            channel = rng.choice(channels)
+            if state.channels[channel].sealed and sealed is not None:
+                payload = _SealedSend(f"sealed message {n} from {actor.name}", None)
+            else:
+                payload = Message(channel, f"message {n}", reply_to=reply)
         elif kind == "react" and live:
             payload = Reaction(rng.choice(live), rng.choice(_EMOJI))
         elif kind == "unreact":
@@ -335,7 +423,11 @@ class Workload:
             if mine_reactions:
                 payload = RemoveReaction(*rng.choice(mine_reactions))
         elif kind == "edit" and mine:
-            payload = EditMessage(rng.choice(mine), f"edited {n}")
+            target = rng.choice(mine)
+            if state.messages[target].sealed is not None and sealed is not None:
+                payload = _SealedEdit(target, f"sealed edit {n} by {actor.name}")
+            else:
+                payload = EditMessage(target, f"edited {n}")
         elif kind == "delete" and mine:
             payload = DeleteMessage(rng.choice(mine))
         elif kind == "channel":
