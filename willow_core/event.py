@@ -66,6 +66,17 @@ _ID_HEAD = b"\x58\x20"
 _SERVER_AUTHOR = Struct(">2s32s2s32s").unpack_from
 #: prev with its head, then the head byte of deps
 _PREV_DEPS = Struct(">2s32sB").unpack_from
+#: Server ids and author keys seen lately, each kept as one object: a history repeats a handful
+#: of them in every event, and sharing them keeps a whole history's events much smaller (and
+#: makes the DAG's lookups by author find the very key object). Bounded; equal values either way.
+_KEYS: dict[bytes, bytes] = {}
+_MAX_KEYS = 4096
+
+
+def _keep(key: bytes) -> None:
+    if len(_KEYS) >= _MAX_KEYS:
+        _KEYS.clear()
+    _KEYS[key] = key
 
 _GENESIS_KIND = Kind.CREATE_SERVER  # enum members read as module constants: a class lookup
 _sha256 = hashlib.sha256
@@ -219,6 +230,17 @@ def decode_event(wire: bytes) -> Event:
             if mark != _ID_HEAD or mark2 != _ID_HEAD:
                 raise DecodeError("server and author are 32-byte strings")
             p = 85
+            # One object per community and per author, not per event (see ``_KEYS``).
+            known = _KEYS.get(server)
+            if known is None:
+                _keep(server)
+            else:
+                server = known
+            known = _KEYS.get(author)
+            if known is None:
+                _keep(author)
+            else:
+                author = known
         seq = s[p]
         if seq < 24:
             p += 1
