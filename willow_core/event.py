@@ -66,6 +66,8 @@ _ID_HEAD = b"\x58\x20"
 _SERVER_AUTHOR = Struct(">2s32s2s32s").unpack_from
 #: prev with its head, then the head byte of deps
 _PREV_DEPS = Struct(">2s32sB").unpack_from
+#: ``_DEPS[n]``: the ids of ``n`` consecutive deps (each after its 2-byte head), in one read
+_DEPS = [Struct(">" + "2x32s" * n).unpack_from for n in range(MAX_DEPS + 1)]
 #: Server ids and author keys seen lately, each kept as one object: a history repeats a handful
 #: of them in every event, and sharing them keeps a whole history's events much smaller (and
 #: makes the DAG's lookups by author find the very key object). Bounded; equal values either way.
@@ -269,7 +271,7 @@ def decode_event(wire: bytes) -> Event:
             q = p + 34 * count
             if s[p:q:34] != _MARK58[count] or s[p + 1 : q : 34] != _MARK20[count]:
                 raise DecodeError("deps must be 32-byte ids")
-            deps = tuple([s[i : i + 32] for i in range(p + 2, q, 34)])
+            deps = _DEPS[count](s, p)
             p = q
         else:
             deps = ()
