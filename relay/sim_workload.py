@@ -10,6 +10,11 @@ links, some much worse than others, partitions, crashes (peers and workers), dis
 stale-store restarts that make a peer equivocate. Finally everything heals, anti-entropy runs
 until quiescence, and ``audit`` compares every replica with the union DAG.
 
+Every run also has a sealed (end-to-end encrypted) channel, created by the owner at the start:
+peers do their key work on each tick, send and edit sealed messages beside the plain traffic,
+two readers rotate concurrently while partitioned, and after settling every current reader must
+read every sealed message it may read (``relay.sim_sealed`` has the details).
+
 Sizes stay small (tens of events) so a thousand seeds run in a few minutes.
 """
 

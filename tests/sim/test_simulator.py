@@ -3,7 +3,9 @@
 * many random seeds of faults (drops, duplicates, reorders, partitions, crashes, disconnects,
   stale-store restarts that make a peer equivocate) among five peers and two workers: every
   replica ends on one state, equal to a fresh ``materialize`` of the union DAG, holding every
-  event a storage worker acknowledged and every event anyone authored;
+  event a storage worker acknowledged and every event anyone authored; and, in the sealed
+  channel every run has (``relay.sim_sealed``), every current reader reads every sealed message
+  it may read, every unreadable one seen during the run carried a reason, workers read none;
 * determinism: a seed replays to the same trace and state, in this process and in another with
   a different hash seed;
 * targeted scenarios: a long absence, a newcomer served by the storage worker alone, a snapshot
