@@ -391,7 +391,9 @@ class SealedTraffic:
                     if why == _GAP:
                         failures.append(f"{sn.name} cannot read {message.id.hex()[:12]}: {why}")
                     continue
-                if reason is Unreadable.WAITING_FOR_KEY:
+                if reason is Unreadable.KEY_LOST:
+                    # The keyring says nobody can share this key again; the simulator checks
+                    # that independently (every holder is gone) before accepting it.
                     lost = self._lost_with(community, message)
                     if lost is not None:
                         final[f"key-lost/{lost}"] += 1

@@ -70,6 +70,7 @@ class Unreadable(Enum):
     """Why a sealed item is not shown as text. Every value is a sentence for people."""
 
     WAITING_FOR_KEY = "Waiting for the key: no member has shared this epoch with you yet"
+    KEY_LOST = "Its key was held only by members who can no longer share it"
     NOT_A_READER = "Sent while you could not read this channel: it was not shared with you"
     CORRUPT = "Cannot be decrypted: the message or its key share is corrupt or forged"
     NO_OWN_KEY = "Waiting for your encryption key to be published to the community"
@@ -155,6 +156,10 @@ class Keyring:
             history = channel_state.history if channel_state else HistoryVisibility.FULL
             if history is HistoryVisibility.SINCE_JOINING:
                 return Unreadable.NOT_A_READER
+            readers = self.readers(state, channel)
+            if not any(peer in epoch.shares for peer in readers):
+                # Everyone who held it was removed or equivocated: nobody can share it again.
+                return Unreadable.KEY_LOST
             return Unreadable.WAITING_FOR_KEY
         try:
             value = unwrap_key(

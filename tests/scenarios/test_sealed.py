@@ -214,5 +214,5 @@ def test_an_epoch_held_only_by_a_member_who_equivocated_does_not_block_the_chann
     settle(clock, owner, bob, carol)
     assert read(carol, m) == "the channel still works"
     assert read(owner, m) is Unreadable.NOT_A_READER
-    assert read(carol, lost) is Unreadable.WAITING_FOR_KEY  # only the owner ever held it
+    assert read(carol, lost) is Unreadable.KEY_LOST  # only the owner ever held it
     assert_converged(owner, bob, carol)
