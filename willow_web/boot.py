@@ -8,10 +8,10 @@ over ``js.WebSocket`` with reconnect and backoff, and returns the function the w
 with every page message.
 
 Scheduling: everything runs on Pyodide's event loop (setTimeout under the hood). Renders are
-coalesced: any number of frames arriving together cause one render, and after an expensive
-render (a large catch-up) the next one starts no sooner than a multiple of its cost after it
-ended, so the worker keeps ingesting instead of drawing every intermediate state. A frame that
-arrives after that pause (live chat on an idle worker) renders at once.
+coalesced: any number of frames arriving together cause one render, and while frames keep
+coming (a catch-up) the next render starts no sooner than a multiple of the last one's cost after
+it ended, so the worker keeps ingesting instead of drawing every intermediate state. A frame
+that finds the worker idle (live chat) renders at once.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ PERSIST_DIR = "/persist"
 BACKOFF_S = (0.5, 15.0)
 TICK_S = 1.0
 #: A render that cost ``t`` holds the next one back until ``RENDER_BACKOFF * t`` after it ended
-#: (at most ``MAX_RENDER_DELAY_S``).
+#: (at most ``MAX_RENDER_DELAY_S``), unless the frame that asks for it found the worker idle for
+#: IDLE_S: frames queued behind work (a catch-up) arrive back to back, live ones do not.
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
+IDLE_S = 0.005
 
 
 class BrowserIo:
@@ -82,6 +84,9 @@ class BrowserShell:
         self._render_scheduled = False
         #: ``time.perf_counter()`` before which the next render waits (see RENDER_BACKOFF)
         self._render_not_before = 0.0
+        self._render_later: asyncio.Handle | None = None
+        #: ``time.perf_counter()`` when the worker last finished a frame or a render
+        self._busy_until = 0.0
         self._delay = BACKOFF_S[0]
         self._stopped = False
         self._wanted_offline = False
@@ -127,6 +132,7 @@ class BrowserShell:
                 return
             from js import Uint8Array
 
+            idle = time.perf_counter() - self._busy_until >= IDLE_S
             frame = Uint8Array.new(event.data).to_bytes()
             try:
                 self._send(app.link.receive(frame, self.io.now_ms()))
@@ -136,7 +142,8 @@ class BrowserShell:
                 return
             if app.link.ready:
                 self._delay = BACKOFF_S[0]
-            self.schedule_render()
+            self.schedule_render(at_once=idle)
+            self._busy_until = time.perf_counter()
 
         def on_close(_event: Any) -> None:
             if self.socket is not socket:
@@ -196,22 +203,27 @@ class BrowserShell:
         self._persist_scheduled = False
         self.env.persist()
 
-    def schedule_render(self) -> None:
+    def schedule_render(self, *, at_once: bool = False) -> None:
+        """Render soon: at once, or after the backoff (see RENDER_BACKOFF)."""
         if self._render_scheduled:
-            return
+            if not at_once or self._render_later is None:
+                return  # one is due already
+            self._render_later.cancel()  # a held-back render is brought forward
         self._render_scheduled = True
         loop = asyncio.get_event_loop()
-        wait = self._render_not_before - time.perf_counter()
+        wait = 0.0 if at_once else self._render_not_before - time.perf_counter()
         if wait > 0.002:
-            loop.call_later(wait, self._render)
+            self._render_later = loop.call_later(wait, self._render)
         else:
+            self._render_later = None
             loop.call_soon(self._render)
 
     def _render(self) -> None:
         self._render_scheduled = False
+        self._render_later = None
         began = time.perf_counter()
         self.app.render()
-        ended = time.perf_counter()
+        ended = self._busy_until = time.perf_counter()
         self._render_not_before = ended + min((ended - began) * RENDER_BACKOFF, MAX_RENDER_DELAY_S)
 
     # --- page messages --------------------------------------------------------------------
