@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from . import browser, core, relay, sync
+from . import browser, browser_app, core, relay, sync
 from .harness import Result, runtime_gc
 
 BENCHMARKS: dict[str, Callable[[], Result]] = {
@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, Callable[[], Result]] = {
     "sync-bytes": sync.sync_bytes,
     "sync-snapshot": sync.sync_snapshot,
     **browser.BENCHMARKS,
+    **browser_app.BENCHMARKS,
 }
 
 
