@@ -28,13 +28,13 @@ it saw first, and other authors' events that depend on either branch can still e
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from itertools import islice
 
 from . import crypto
 from .encoding import encode
-from .errors import InsertError
-from .event import Event, verify_event
+from .errors import InsertError, LocalError
+from .event import Event, decode_stored, verify_event
 from .kinds import (
     CreateInvite,
     Join,
@@ -368,6 +368,34 @@ class EventDag:
             d = 1 + max(map(depth.__getitem__, parents)) if parents else 0
             depth[ev.id] = max(d, raised.get(ev.id, 0), depth.get(ev.id, 0))
 
+    def restore_rows(self, rows: Iterable[tuple[bytes, int, bytes, bytes]]) -> list[Event]:
+        """Add stored ``(id, depth, signable, signature)`` rows (``restore_event`` each, in one
+        loop); returns their events in row order. Call ``finish_restore`` after the last.
+
+        Raises:
+            LocalError: the rows are not in strictly ascending ``(depth, id)`` order.
+        """
+        events, depths, chains = self.events, self.depth, self.chains
+        special = _RESTORE_SPECIAL
+        restore_event = self.restore_event
+        order: list[Event] = []
+        append = order.append
+        last_depth, last_id = -1, b""
+        for event_id, depth, signable, sig in rows:
+            if depth <= last_depth and (depth < last_depth or event_id <= last_id):
+                raise LocalError("stored rows are not in (depth, id) order")
+            last_depth, last_id = depth, event_id
+            ev = decode_stored(event_id, signable, sig)
+            chain = chains.get(ev.author)
+            if chain is None or ev.seq in chain or ev.kind in special:
+                restore_event(ev, depth)
+            else:  # restore_event's common case
+                events[event_id] = ev
+                depths[event_id] = depth
+                chain[ev.seq] = event_id
+            append(ev)
+        return order
+
     def restore_event(self, ev: Event, depth: int) -> None:
         """Add an event from our own store (no checks); call ``finish_restore`` after the last."""
         chain = self.chains.get(ev.author)
@@ -423,6 +451,8 @@ REMOVAL_KINDS = frozenset(
 
 #: Kinds ``add_run`` leaves to ``check`` and ``add``: genesis, reference rules, removals.
 _SPECIAL_KINDS = REMOVAL_KINDS | {Kind.CREATE_SERVER, Kind.VOTE, Kind.JOIN}
+#: Kinds ``restore_rows`` gives to ``restore_event``: those it records more for.
+_RESTORE_SPECIAL = REMOVAL_KINDS | {Kind.JOIN}
 
 
 def removal_targets(ev: Event, events: dict[bytes, Event]) -> tuple[bytes, ...]:

@@ -343,6 +343,12 @@ def decode_stored(event_id: bytes, signable: bytes, sig: bytes) -> Event:
     """
     _, server, author, seq, prev, deps, ts, kind_value, payload_raw = cbor2.loads(signable)
     kind = _KIND_BY_VALUE[kind_value]
+    server = _KEYS.get(server, server)
+    known = _KEYS.get(author)
+    if known is None:
+        _keep(author)
+    else:
+        author = known
     deps_t = tuple(deps)
     return _new(
         Event,

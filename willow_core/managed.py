@@ -21,13 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
-from operator import lt as _lt
 
 from . import crypto
 from .apply import apply_event
 from .dag import REMOVAL_KINDS, EventDag
 from .errors import InsertError, LocalError
-from .event import Event, decode_stored
+from .event import Event
 from .journal import Entry, Journal, Unrecorded, undo
 from .materialize import fold, new_state
 from .order import OrderKey, topological_order
@@ -283,19 +282,10 @@ class ManagedDag:
         if self.dag.events:
             raise LocalError("restore needs an empty community")
         dag = self.dag
-        order: list[Event] = []
-        keys: list[OrderKey] = []
-        restore_event = dag.restore_event
-        for event_id, depth, signable, sig in rows:
-            ev = decode_stored(event_id, signable, sig)
-            restore_event(ev, depth)
-            order.append(ev)
-            keys.append((depth, event_id))
+        order = dag.restore_rows(rows)
         dag.finish_restore()
         if not order:
             return
-        if not all(map(_lt, keys, keys[1:])):
-            raise LocalError("stored rows are not in (depth, id) order")
         state = new_state(order[0])
         # Journal only a short tail: late events almost always land near the end, and the
         # window refills as new events apply. Deeper late events rebuild, which stays correct.

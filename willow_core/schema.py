@@ -26,6 +26,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable
 from enum import IntEnum
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from .encoding import canonical_length, read_head
@@ -551,11 +552,14 @@ def reader(s, p):
     def read(v: str) -> tuple[str, dict[str, Any]]:
         return f"{v}, p = rd_{v}(s, p)", {f"rd_{v}": reader}
 
+    trusted = scope["trusted"]
+    if all(spec.trusted is None for spec in specs):  # the raw fields are the values
+        trusted = partial(tuple.__new__, cls)
     return Spec(
         cls.__name__,
         scope["check"],
         scope["encode"],
-        scope["trusted"],
+        trusted,
         scope["size"],
         scope["sized"],
         read=read if readable else None,
