@@ -1,10 +1,12 @@
 """Web app benchmarks: the whole app in real browsers through a real relay with both workers.
 
 ``e2e-latency``: a message typed in browser A's composer until its row is in browser B's DOM,
-through the relay, vs a bare WebSocket hop through the same relay (goal: p99 at most 3x).
+through the relay, vs a bare WebSocket hop through the same relay (goal: p99 at most 3x). 500
+paced messages per side, the sides taking turns in blocks.
 
 ``ui-responsiveness``: keypress-to-frame latency in the composer while the worker ingests a
-10,000-event catch-up, vs the same page with the app idle (goal: p95 at most 2x).
+10,000-event catch-up, vs the same page with the app idle (goal: p95 at most 2x). Three rounds,
+the best of each side kept.
 
 Both build the site into ``.bench-cache/site`` and run ``bench.stack.StackProcess``: a relay
 serving the site, the storage and replay workers advertised in its capability document, and a
@@ -59,6 +61,7 @@ __all__ = ["BENCHMARKS", "e2e_latency", "ui_responsiveness"]
 #: Timed messages per side, after LATENCY_WARMUP untimed ones.
 LATENCY_MESSAGES = 500
 LATENCY_WARMUP = 20
+LATENCY_BLOCKS = 5
 #: Pause after message i has arrived before message i + 1 is sent (see ``e2e_latency``).
 LATENCY_GAP_S = 0.03
 LATENCY_GOAL = 3.0
@@ -67,6 +70,7 @@ LATENCY_GOAL = 3.0
 CATCH_UP_EVENTS = 10_000
 KEYPRESSES = 200
 KEY_PACE_S = 0.02
+RESPONSIVENESS_ROUNDS = 3
 RESPONSIVENESS_GOAL = 2.0
 #: After the catch-up has ingested everything, wait this long before the idle phase (the
 #: worker's persisting and last renders settle).
@@ -358,102 +362,116 @@ class Side:
         return _percentile(self.latencies, q)
 
 
-def _collect(a: Page, b: Page, ids: range, *, posted: bool = False) -> Side:
-    offset = _page_clock(a) - _page_clock(b)  # add to B's clock to read A's
-    sent, got = a.evaluate("window.__sent"), b.evaluate("window.__got")
-    side = Side([sent[str(i)] for i in ids], [got[str(i)] + offset for i in ids])
-    if posted:
-        times = b.evaluate("window.__posted")
-        side.posted = [times[str(i)] + offset for i in ids]
-    return side
+@dataclass
+class Pair:
+    """A sender page, a receiver page, and how message i is sent."""
+
+    a: Page
+    b: Page
+    send: Callable[[int], None]
+    subject: bool
+
+    def collect(self, ids: range) -> Side:
+        offset = _page_clock(self.a) - _page_clock(self.b)  # add to B's clock to read A's
+        sent, got = self.a.evaluate("window.__sent"), self.b.evaluate("window.__got")
+        side = Side([sent[str(i)] for i in ids], [got[str(i)] + offset for i in ids])
+        if self.subject:
+            times = self.b.evaluate("window.__posted")
+            side.posted = [times[str(i)] + offset for i in ids]
+        return side
 
 
-def _subject(
-    stack: StackProcess, playwright: Playwright, external: ExternalRequests, data: Path, n: int
-) -> Side:
+def _app_pair(stack: StackProcess, ctx_a: BrowserContext, ctx_b: BrowserContext) -> Pair:
     """Alice founds a community (its #general is sealed), Bob joins by her invite; Alice types
     each message in her composer and presses Enter."""
-    with _browsers(playwright, data, external, ["alice", "bob"]) as (ctx_a, ctx_b):
-        ctx_b.add_init_script(WORKER_PROBE)
-        a, b = Person(ctx_a, stack.url), Person(ctx_b, stack.url)
-        a.start("Alice")
-        b.start("Bob")
-        a.create_community("Latency")
-        b.join(a.invite())
-        a.page.evaluate(SEND_PROBE)
-        b.page.evaluate(RENDER_PROBE)
+    ctx_b.add_init_script(WORKER_PROBE)
+    a, b = Person(ctx_a, stack.url), Person(ctx_b, stack.url)
+    a.start("Alice")
+    b.start("Bob")
+    a.create_community("Latency")
+    b.join(a.invite())
+    a.page.evaluate(SEND_PROBE)
+    b.page.evaluate(RENDER_PROBE)
 
-        def send(i: int) -> None:
-            a.page.fill("#composer", _text(i))
-            a.page.keyboard.press("Enter")
+    def send(i: int) -> None:
+        a.page.fill("#composer", _text(i))
+        a.page.keyboard.press("Enter")
 
-        # The warm-up also waits for #general's key to reach Bob (Alice's worker shares it).
-        _paced(LATENCY_WARMUP, send, b.page)
-        _paced(n, send, b.page, first=LATENCY_WARMUP)
-        return _collect(a.page, b.page, range(LATENCY_WARMUP, LATENCY_WARMUP + n), posted=True)
+    return Pair(a.page, b.page, send, subject=True)
 
 
-def _baseline(
-    stack: StackProcess, playwright: Playwright, external: ExternalRequests, data: Path, n: int
-) -> Side:
+def _bare_pair(
+    stack: StackProcess, ctx_a: BrowserContext, ctx_b: BrowserContext, count: int
+) -> Pair:
     """Two plain pages (no app, no Pyodide), each with a raw WebSocket to the same relay; B
     subscribes to a community topic, A publishes envelopes sealed in advance (here) by A's key,
     each holding one signed message event of the same text."""
     url = f"ws://127.0.0.1:{stack.ws_port}/"
-    with _browsers(playwright, data, external, ["bare-a", "bare-b"]) as (ctx_a, ctx_b):
-        a, b = ctx_a.new_page(), ctx_b.new_page()
-        for page in (a, b):
-            page.set_default_timeout(STEP_MS)
-        _bare_connect(a, url, "bench/latency/bare-a")
-        _bare_connect(b, url, "bench/latency/bare-b")
-        sender = identity("bench/latency/bare-a")
-        community, _ = Community.create(sender, "Bare", _now_ms())
-        channel = community.author(CreateChannel("general"), _now_ms())
-        topic = community_topic(community.server_id)
-        b.evaluate(BARE_SEND, base64.b64encode(subscribe_frame([topic])).decode())
-        frames = []
-        for i in range(LATENCY_WARMUP + n):
-            ev = community.author(Message(channel.id, _text(i)), _now_ms())
-            envelope = seal(sender, topic, MessageKind.EVENTS, encode([ev.wire]))
-            frames.append(base64.b64encode(publish_frame(envelope)).decode())
-        a.evaluate(BARE_LOAD, frames)
+    a, b = ctx_a.new_page(), ctx_b.new_page()
+    for page in (a, b):
+        page.set_default_timeout(STEP_MS)
+    _bare_connect(a, url, "bench/latency/bare-a")
+    _bare_connect(b, url, "bench/latency/bare-b")
+    sender = identity("bench/latency/bare-a")
+    community, _ = Community.create(sender, "Bare", _now_ms())
+    channel = community.author(CreateChannel("general"), _now_ms())
+    topic = community_topic(community.server_id)
+    b.evaluate(BARE_SEND, base64.b64encode(subscribe_frame([topic])).decode())
+    frames = []
+    for i in range(count):
+        ev = community.author(Message(channel.id, _text(i)), _now_ms())
+        envelope = seal(sender, topic, MessageKind.EVENTS, encode([ev.wire]))
+        frames.append(base64.b64encode(publish_frame(envelope)).decode())
+    a.evaluate(BARE_LOAD, frames)
 
-        def send(i: int) -> None:
-            a.evaluate(BARE_PUBLISH, i)
+    def send(i: int) -> None:
+        a.evaluate(BARE_PUBLISH, i)
 
-        _paced(LATENCY_WARMUP, send, b)  # the first one also proves the subscription is in
-        _paced(n, send, b, first=LATENCY_WARMUP)
-        return _collect(a, b, range(LATENCY_WARMUP, LATENCY_WARMUP + n))
+    return Pair(a, b, send, subject=False)
 
 
-def e2e_latency(n: int = LATENCY_MESSAGES) -> Result:
+def e2e_latency(n: int = LATENCY_MESSAGES, blocks: int = LATENCY_BLOCKS) -> Result:
     """Send in one browser, render in another, through the relay (goal: p99 at most 3x).
 
-    Subject (``_subject``): t0 is taken in A's page right before the app's keydown handler
+    Subject (``_app_pair``): t0 is taken in A's page right before the app's keydown handler
     sends the composer's text (``performance.timeOrigin + performance.now()``, a wall clock);
     t1 in B's page when a row holding the text is in #message-list. The path: A's page, A's
     worker (seal, sign, store, socket), the relay (which also hands the event to the storage and
     replay workers), B's worker (verify, store, open, render), B's page (append or morph).
-    Baseline (``_baseline``): the same relay, count and pacing, with two plain pages: t0 right
+    Baseline (``_bare_pair``): the same relay, count and pacing, with two plain pages: t0 right
     before A's ``ws.send``, t1 in B's ``onmessage``.
 
     Pacing, both sides: message i + 1 is sent LATENCY_GAP_S after message i arrived, so no
-    queue builds up anywhere and each sample is one message's own latency. The two pages' clock
-    offset is measured (each against this process's clock) and removed. B's page also notes
-    when the worker's render message holding each message arrived, splitting B's part.
+    queue builds up anywhere and each sample is one message's own latency. The sides take turns
+    in ``blocks`` blocks (ABBA...), all four browsers open throughout, so drifting machine load
+    hits both alike. The two pages' clock offset is measured (each against this process's
+    clock) and removed. B's page also notes when the worker's render message holding each
+    message arrived, splitting B's part.
     """
+    per = n // blocks
+    ids = range(LATENCY_WARMUP, LATENCY_WARMUP + per * blocks)
     with _session() as (stack, playwright, external, data):
-        load_before = _load()
-        subject = _subject(stack, playwright, external, data, n)
-        baseline = _baseline(stack, playwright, external, data, n)
-        load_after = _load()
+        names = ["alice", "bob", "bare-a", "bare-b"]
+        with _browsers(playwright, data, external, names) as (ctx_a, ctx_b, bare_a, bare_b):
+            app = _app_pair(stack, ctx_a, ctx_b)
+            bare = _bare_pair(stack, bare_a, bare_b, ids.stop)
+            load_before = _load()
+            # The warm-up also waits for #general's key to reach Bob (Alice's worker shares
+            # it) and proves the bare subscription is in.
+            for pair in (app, bare):
+                _paced(LATENCY_WARMUP, pair.send, pair.b)
+            for k in range(blocks):
+                for pair in (bare, app) if k % 2 else (app, bare):
+                    _paced(per, pair.send, pair.b, first=LATENCY_WARMUP + k * per)
+            load_after = _load()
+            subject, baseline = app.collect(ids), bare.collect(ids)
     assert subject.posted is not None
     to_page = [p - s for s, p in zip(subject.sent, subject.posted, strict=True)]
     in_page = [a - p for p, a in zip(subject.posted, subject.arrived, strict=True)]
     notes = [
-        f"{n} messages per side after {LATENCY_WARMUP} untimed; each sent "
-        f"{LATENCY_GAP_S * 1000:.0f} ms after the previous one arrived; load average "
-        f"{load_before} before, {load_after} after",
+        f"{len(ids)} messages per side after {LATENCY_WARMUP} untimed, in {blocks} alternating "
+        f"blocks; each sent {LATENCY_GAP_S * 1000:.0f} ms after the previous one arrived; "
+        f"load average {load_before} before, {load_after} after",
         f"subject split: A's keydown -> B's page has the render message p50="
         f"{statistics.median(to_page):.2f}ms p99={_percentile(to_page, 0.99):.2f}ms; "
         f"-> row in B's DOM p50={statistics.median(in_page):.2f}ms "
@@ -617,9 +635,9 @@ def _dave_joins(stack: Stack, link_text: str) -> int:
     return stack.call(lambda: len(dave.communities[link.server].dag))
 
 
-def _dave_writes(stack: Stack, link_text: str, count: int) -> int:
-    """Dave writes ``count`` sealed messages in #general; returns the community's event count
-    once the storage worker has acknowledged every one."""
+def _dave_writes(stack: Stack, link_text: str, first: int, count: int) -> int:
+    """Dave writes ``count`` sealed messages in #general (texts ``first`` on); returns the
+    community's event count once the storage worker has acknowledged every one."""
     dave, server = stack.native, InviteLink.parse(link_text).server
 
     def write() -> list[bytes]:
@@ -629,7 +647,7 @@ def _dave_writes(stack: Stack, link_text: str, count: int) -> int:
         base = _now_ms()
         events = []
         for i in range(count):
-            text = _history_text(i)
+            text = _history_text(first + i)
             sealed = community.keyring.seal_text(state, channel, text, "message", os.urandom)
             assert sealed is not None
             events.append(community.author(SealedMessage(channel, sealed), base + i))
@@ -641,65 +659,68 @@ def _dave_writes(stack: Stack, link_text: str, count: int) -> int:
     return stack.call(lambda: len(dave.communities[server].dag))
 
 
-@dataclass
-class CatchUpWorld:
-    """The stack, and Carol's profile: a member of ``server`` whose store is ``cached`` events
-    behind the ``total`` the storage worker holds."""
-
-    stack: StackProcess
-    playwright: Playwright
-    external: ExternalRequests
-    data: Path
-    server: str
-    cached: int
-    total: int
-
-    @contextmanager
-    def carol(self) -> Iterator[Person]:
-        """Carol's browser, open again on her profile (the catch-up starts as it connects)."""
-        with _browsers(self.playwright, self.data, self.external, ["carol"]) as (context,):
-            carol = Person(context, self.stack.url)
-            carol.wait_ready()
-            yield carol
-
-
-@contextmanager
-def _catch_up_world(n_events: int) -> Iterator[CatchUpWorld]:
+def _carol_invites_dave(
+    stack: StackProcess, playwright: Playwright, external: ExternalRequests, data: Path
+) -> tuple[str, str]:
     """Carol (a browser) founds a community and invites Dave (the native peer); once her
     browser has shared #general's key with him (it is sealed, as every new community's is),
-    she closes it, and Dave writes ``n_events`` sealed messages there, which the storage
-    worker stores."""
-    with _session() as (stack, playwright, external, data):
-        with _browsers(playwright, data, external, ["carol"]) as (context,):
-            carol = Person(context, stack.url)
-            carol.start("Carol")
-            server = carol.create_community("Catch-up")
-            link = carol.invite()
-            cached = stack.run(_dave_joins, link)
-            _until(lambda: carol.events(server) == cached, "Dave's events at Carol")
-            time.sleep(1.0)  # Carol's store is flushed to IndexedDB
-        total = stack.run(_dave_writes, link, n_events)
-        yield CatchUpWorld(stack, playwright, external, data, server, cached, total)
+    she closes it. Returns the invite link and the community's id (hex)."""
+    with _browsers(playwright, data, external, ["carol"]) as (context,):
+        carol = Person(context, stack.url)
+        carol.start("Carol")
+        server = carol.create_community("Catch-up")
+        link = carol.invite()
+        events = stack.run(_dave_joins, link)
+        _until(lambda: carol.events(server) >= events, "Dave's events at Carol")
+        time.sleep(1.0)  # Carol's store is flushed to IndexedDB
+    return link, server
 
 
-def ui_responsiveness(n_events: int = CATCH_UP_EVENTS, presses: int = KEYPRESSES) -> Result:
-    """Keypress-to-frame latency in the composer during a catch-up vs idle (goal p95 <= 2).
+@dataclass
+class Round:
+    """One catch-up and the idle typing after it."""
 
-    Carol's browser opens on a profile that is ``n_events`` messages behind (see
-    ``_catch_up_world``): her cached state renders (composer enabled, #general open) and the
-    worker catches up from the workers. As soon as the banner counts received events, letters
-    are typed into the composer, one every ``KEY_PACE_S``, until ``presses`` were typed or the
-    catch-up is over; the page measures each keystroke from its keydown's timestamp to just
-    after the frame that shows it. The catch-up is over when the newest message's row is in the
-    page; keystrokes whose keydown came later do not count. ``willowInspect`` event counts just
-    before and after the typing show how much of the catch-up it overlapped. Then, with the
-    catch-up done and settled, ``presses`` letters again on the same page: the idle baseline.
-    """
-    with _catch_up_world(n_events) as world, world.carol() as carol:
-        load_before = _load()
-        server, total, page = world.server, world.total, carol.page
+    busy: list[float]
+    idle: list[float]
+    #: events at Carol's worker just before and just after the typing during the catch-up
+    before: int
+    after: int
+    total: int
+    late_keys: int
+    busy_tasks: str
+    idle_tasks: str
+
+    def line(self, index: int) -> str:
+        return (
+            f"round {index}: catch-up p50={statistics.median(self.busy):.1f}ms "
+            f"p95={_percentile(self.busy, 0.95):.1f}ms ({len(self.busy)} keystrokes, "
+            f"{self.late_keys} more after it; {self.after - self.before} events ingested while "
+            f"typing, {self.before} -> {self.after} of {self.total}); idle "
+            f"p50={statistics.median(self.idle):.1f}ms p95={_percentile(self.idle, 0.95):.1f}ms; "
+            f"page main thread catching up: {self.busy_tasks}; idle: {self.idle_tasks}"
+        )
+
+
+def _catch_up_round(
+    stack: StackProcess,
+    playwright: Playwright,
+    external: ExternalRequests,
+    data: Path,
+    link: str,
+    server: str,
+    first: int,
+    n_events: int,
+    presses: int,
+) -> Round:
+    """Dave writes messages ``first .. first + n_events - 1`` while Carol's browser is closed;
+    it opens again and catches up; typing during the catch-up, then idle."""
+    total = stack.run(_dave_writes, link, first, n_events)
+    with _browsers(playwright, data, external, ["carol"]) as (context,):
+        carol = Person(context, stack.url)
+        carol.wait_ready()
         carol.composer_enabled()
-        page.evaluate(KEY_PROBE, _history_text(n_events - 1))
+        page = carol.page
+        page.evaluate(KEY_PROBE, _history_text(first + n_events - 1))
         page.wait_for_function("window.__catching !== null", timeout=CATCH_UP_LIMIT_S * 1000)
         before = carol.events(server)
         busy = _type(page, presses, stop="window.__caughtUp !== null")
@@ -709,27 +730,68 @@ def ui_responsiveness(n_events: int = CATCH_UP_EVENTS, presses: int = KEYPRESSES
         _until(lambda: carol.events(server) >= total, "every event at Carol", CATCH_UP_LIMIT_S)
         time.sleep(SETTLE_S)
         idle = _type(page, presses)
-        load_after = _load()
         during = busy.latencies(until=caught_up)
         if len(during) < presses // 2:
             raise AssertionError(f"only {len(during)} keystrokes landed during the catch-up")
-        busy_tasks = busy.long_tasks(page, until=caught_up)
-        idle_tasks = idle.long_tasks(page)
-        idle_ms = idle.latencies()
+        return Round(
+            busy=during,
+            idle=idle.latencies(),
+            before=before,
+            after=after,
+            total=total,
+            late_keys=len(busy.keys) - len(during),
+            busy_tasks=busy.long_tasks(page, until=caught_up),
+            idle_tasks=idle.long_tasks(page),
+        )
 
-    p95_busy, p95_idle = _percentile(during, 0.95), _percentile(idle_ms, 0.95)
-    p50_busy, p50_idle = statistics.median(during), statistics.median(idle_ms)
+
+def ui_responsiveness(
+    n_events: int = CATCH_UP_EVENTS,
+    presses: int = KEYPRESSES,
+    rounds: int = RESPONSIVENESS_ROUNDS,
+) -> Result:
+    """Keypress-to-frame latency in the composer during a catch-up vs idle (goal p95 <= 2).
+
+    Carol's browser opens on a profile that is ``n_events`` messages behind (Dave, the native
+    peer, wrote them while it was closed; see ``_carol_invites_dave``): her cached state renders
+    (composer enabled, #general open) and the worker catches up from the storage and replay
+    workers. As soon as the banner counts received events, letters are typed into the
+    composer, one every ``KEY_PACE_S``, until ``presses`` were typed or the catch-up is over;
+    the page measures each keystroke from its keydown's timestamp to just after the frame that
+    shows it. The catch-up is over when the newest message's row is in the page; keystrokes
+    whose keydown came later do not count. ``willowInspect`` event counts just before and after
+    the typing show how much of the catch-up it overlapped. Then, with the catch-up done and
+    settled, ``presses`` letters again on the same page: the idle baseline.
+
+    ``rounds`` rounds (a new ``n_events`` each), the best p95 of each side kept, as
+    ``bench.harness`` keeps the best time: the least disturbed by other load on the machine.
+    """
+    results: list[Round] = []
+    with _session() as (stack, playwright, external, data):
+        load_before = _load()
+        link, server = _carol_invites_dave(stack, playwright, external, data)
+        for index in range(rounds):
+            first = index * n_events
+            results.append(
+                _catch_up_round(
+                    stack, playwright, external, data, link, server, first, n_events, presses
+                )
+            )
+        load_after = _load()
+
+    busy = min((r.busy for r in results), key=lambda v: _percentile(v, 0.95))
+    idle = min((r.idle for r in results), key=lambda v: _percentile(v, 0.95))
+    p95_busy, p95_idle = _percentile(busy, 0.95), _percentile(idle, 0.95)
+    p50_busy, p50_idle = statistics.median(busy), statistics.median(idle)
     notes = [
-        f"catch-up of {n_events} messages: {after - before} events ingested while typing "
-        f"({before} -> {after} of {total}); {len(during)} keystrokes during the catch-up "
-        f"({len(busy.keys) - len(during)} more after it), {len(idle_ms)} idle; load average "
+        f"{rounds} rounds, each a catch-up of {n_events} sealed messages; load average "
         f"{load_before} before, {load_after} after",
-        f"page main thread while catching up: {busy_tasks}; idle: {idle_tasks}",
+        *(r.line(i + 1) for i, r in enumerate(results)),
+        "best round of each side:",
         f"ui-responsiveness p50: subject={p50_busy:.2f}ms baseline={p50_idle:.2f}ms "
         f"ratio={p50_busy / p50_idle:.3f}",
         f"ui-responsiveness p95: subject={p95_busy:.2f}ms baseline={p95_idle:.2f}ms "
         f"ratio={p95_busy / p95_idle:.3f}",
-        f"max: subject={max(during):.1f}ms baseline={max(idle_ms):.1f}ms",
     ]
     return report(
         Result(
