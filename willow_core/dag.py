@@ -89,14 +89,16 @@ class EventDag:
         "fork_seq",
         "fork_proofs",
         "joins",
+        "restored",
     )
 
     def __init__(self, server_id: bytes) -> None:
         self.server_id = server_id
         self.events: dict[bytes, Event] = {}
-        #: id -> causal depth (genesis 0; else 1 + deepest parent); computed on first use for
-        #: events restored from a store (only removals and new events ever need it)
-        self.nat: dict[bytes, int] = _CausalDepth(self.events)
+        #: id -> causal depth (genesis 0; else 1 + deepest parent). Only removals ever read it,
+        #: so it is filled lazily (see ``_CausalDepth``): the bulk path stores none while no
+        #: removal bound exists, since every effective depth is a causal depth then.
+        self.nat: dict[bytes, int] = _CausalDepth(self)
         #: id -> effective depth, the order's primary key (see the module docstring)
         self.depth: dict[bytes, int] = {}
         #: subject (peer key or invite id) -> deepest ``nat`` of a removal targeting it
@@ -112,6 +114,8 @@ class EventDag:
         self.fork_proofs: dict[bytes, list[ForkProof]] = {}
         #: invite id -> joins using it (the subject events of a limited invite)
         self.joins: dict[bytes, list[bytes]] = {}
+        #: events came from a store (their stored effective depths may include raises)
+        self.restored = False
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self.events
@@ -254,6 +258,10 @@ class EventDag:
         chains, tips_of = self.chains, self.tips
         special = _SPECIAL_KINDS
         blocked = bool(refused or held or awaited)
+        # Without removal bounds no depth was ever raised, so causal depths equal effective
+        # ones and ``nat`` derives them (``_CausalDepth``); otherwise they are recorded.
+        causal_too = bool(floors) or self.restored
+        causal = 0
         index = start
         for ev in islice(batch, start, None):
             event_id, server, author, seq, prev, _, ts, kind, _, _, _, parents = ev
@@ -271,23 +279,25 @@ class EventDag:
             if parent.seq != seq - 1 or parent.ts > ts:
                 return index
             if len(parents) == 1:
-                causal = nat[prev] + 1
                 effective = depth[prev] + 1
+                if causal_too:
+                    causal = nat[prev] + 1
             else:
                 for parent_id in parents:
                     parent = events.get(parent_id)  # type: ignore[assignment]
                     if parent is None or parent.ts > ts:
                         return index
-                causal = 1 + max(map(nat.__getitem__, parents))
                 effective = 1 + max(map(depth.__getitem__, parents))
-            if floors:
+                if causal_too:
+                    causal = 1 + max(map(nat.__getitem__, parents))
+            if causal_too:
+                nat[event_id] = causal
                 floor = floors.get(author, -1)
                 if floor >= 0:
                     raised[event_id] = floor + 1
                     if floor >= effective:
                         effective = floor + 1
             events[event_id] = ev
-            nat[event_id] = causal
             depth[event_id] = effective
             chain[seq] = event_id
             tips[0] = event_id
@@ -375,6 +385,7 @@ class EventDag:
         Raises:
             LocalError: the rows are not in strictly ascending ``(depth, id)`` order.
         """
+        self.restored = True
         events, depths, chains = self.events, self.depth, self.chains
         special = _RESTORE_SPECIAL
         restore_event = self.restore_event
@@ -398,6 +409,7 @@ class EventDag:
 
     def restore_event(self, ev: Event, depth: int) -> None:
         """Add an event from our own store (no checks); call ``finish_restore`` after the last."""
+        self.restored = True
         chain = self.chains.get(ev.author)
         if chain is None:
             chain = self.chains[ev.author] = {}
@@ -517,17 +529,26 @@ class _AncestorWalk:
 
 
 class _CausalDepth(dict[bytes, int]):
-    """``nat``: filled by ``add``; for restored events, computed from parents on first use."""
+    """``nat``: what ``add`` recorded; anything else is derived on first use.
 
-    __slots__ = ("_events",)
+    While the DAG holds no removal bound (``floor`` is empty) and was not restored from a store,
+    no effective depth was ever raised, so an event's causal depth is its effective depth and
+    nothing is stored. Otherwise it is computed from the parents (and stored): for events
+    restored from a store, and for events the bulk path added before the first removal bound.
+    """
 
-    def __init__(self, events: dict[bytes, Event]) -> None:
+    __slots__ = ("_dag",)
+
+    def __init__(self, dag: EventDag) -> None:
         super().__init__()
-        self._events = events
+        self._dag = dag
 
     def __missing__(self, event_id: bytes) -> int:
+        dag = self._dag
+        if not dag.floor and not dag.restored:
+            return dag.depth[event_id]
         # Iterative: a restored chain can be far deeper than the recursion limit.
-        events = self._events
+        events = dag.events
         stack = [event_id]
         while stack:
             current = stack[-1]
