@@ -95,9 +95,19 @@ def _head_expr(n: str) -> str:
 
 
 def _read_length(v: str, major: int) -> str:
-    """Source: read a definite head of ``major`` at ``s[p]`` into ``n_`` and advance ``p``."""
+    """Source: read a definite head of ``major`` at ``s[p]`` into ``n_`` and advance ``p``
+    (heads up to one length byte inline, the rest through ``read_head``)."""
     return (
-        f"n_ = s[p] - {major}\nif 0 <= n_ < 24:\n    p += 1\nelse:\n    n_, p = head(s, p, {major})"
+        f"n_ = s[p] - {major}\n"
+        "if 0 <= n_ < 24:\n"
+        "    p += 1\n"
+        "elif n_ == 24:\n"
+        "    n_ = s[p + 1]\n"
+        "    p += 2\n"
+        "    if n_ < 24:\n"
+        "        raise DecodeError('not canonical CBOR: overlong head')\n"
+        "else:\n"
+        f"    n_, p = head(s, p, {major})"
     )
 
 
