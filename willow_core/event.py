@@ -59,13 +59,16 @@ _MARK58 = [b"\x58" * n for n in range(MAX_DEPS + 1)]
 _MARK20 = [b"\x20" * n for n in range(MAX_DEPS + 1)]
 _U16 = Struct(">H").unpack_from
 _U32 = Struct(">I").unpack_from
-_U64 = Struct(">Q").unpack_from
 #: ``0x58 0x20``: the head of a 32-byte string (server, author, prev, every dep)
 _ID_HEAD = b"\x58\x20"
 #: server and author of a non-genesis event, each with its head, in one read
 _SERVER_AUTHOR = Struct(">2s32s2s32s").unpack_from
 #: prev with its head, then the head byte of deps
 _PREV_DEPS = Struct(">2s32sB").unpack_from
+#: the same after a seq with a 2-byte argument (head byte, seq)
+_SEQ16_PREV_DEPS = Struct(">BH2s32sB").unpack_from
+#: a ts with an 8-byte argument (head byte, ts), then the kind's first byte
+_TS_KIND = Struct(">BQB").unpack_from
 #: ``_DEPS[n]``: the ids of ``n`` consecutive deps (each after its 2-byte head), in one read
 _DEPS = [Struct(">" + "2x32s" * n).unpack_from for n in range(MAX_DEPS + 1)]
 #: Server ids and author keys seen lately, each kept as one object: a history repeats a handful
@@ -79,6 +82,7 @@ def _keep(key: bytes) -> None:
     if len(_KEYS) >= _MAX_KEYS:
         _KEYS.clear()
     _KEYS[key] = key
+
 
 _GENESIS_KIND = Kind.CREATE_SERVER  # enum members read as module constants: a class lookup
 _sha256 = hashlib.sha256
@@ -243,21 +247,22 @@ def decode_event(wire: bytes) -> Event:
                 _keep(author)
             else:
                 author = known
-        seq = s[p]
-        if seq < 24:
-            p += 1
-        elif seq == 0x19:
-            seq = _U16(s, p + 1)[0]
-            p += 3
+        if s[p] == 0x19:  # seq 256..65535, the usual: seq, prev and the deps head in one read
+            _, seq, mark, prev, count = _SEQ16_PREV_DEPS(s, p)
             if seq < 256:
                 raise DecodeError("not canonical CBOR: overlong integer")
+            p += 38
         else:
-            seq, p = read_head(s, p, 0)
-        mark, prev, count = _PREV_DEPS(s, p)
+            seq = s[p]
+            if seq < 24:
+                p += 1
+            else:
+                seq, p = read_head(s, p, 0)
+            mark, prev, count = _PREV_DEPS(s, p)
+            p += 35
         if mark != _ID_HEAD:
             raise DecodeError("prev is a 32-byte string")
         count -= 0x80
-        p += 35
         if count >= 24:
             if count != 24:  # 0x98 n is the only head an array of 24..64 ids can have
                 raise DecodeError("deps must be an array of at most 64 ids")
@@ -275,15 +280,14 @@ def decode_event(wire: bytes) -> Event:
             p = q
         else:
             deps = ()
-        ts = s[p]
-        if ts == 0x1B:
-            ts = _U64(s, p + 1)[0]
-            p += 9
+        if s[p] == 0x1B:  # a millisecond time takes 8 bytes: ts and the kind in one read
+            _, ts, kind_value = _TS_KIND(s, p)
             if ts < 4294967296:
                 raise DecodeError("not canonical CBOR: overlong integer")
+            p += 9
         else:
             ts, p = read_head(s, p, 0)
-        kind_value = s[p]
+            kind_value = s[p]
         if kind_value < 24:
             p += 1
         else:
