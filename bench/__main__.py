@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from . import browser, browser_app, core, relay, sync
+from . import browser, browser_app, core, e2ee, relay, sync
 from .harness import Result, runtime_gc
 
 BENCHMARKS: dict[str, Callable[[], Result]] = {
@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, Callable[[], Result]] = {
     "sync": sync.sync,
     "sync-bytes": sync.sync_bytes,
     "sync-snapshot": sync.sync_snapshot,
+    "seal": e2ee.seal,
+    "rotate": e2ee.rotate,
     **browser.BENCHMARKS,
     **browser_app.BENCHMARKS,
 }

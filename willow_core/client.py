@@ -10,6 +10,7 @@ a refused action never consumes a seq and never leaves the process.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 
 from .dag import EventDag
 from .errors import DecodeError, LocalError, NotPermitted, RemoteError
@@ -17,18 +18,33 @@ from .event import MAX_DEPS, ZERO_ID, Event, decode_event, sign_event
 from .hlc import HybridClock
 from .identity import Identity
 from .invite import InviteLink, sign_join
-from .keyring import Entropy, KeyPolicy, Keyring
+from .keyring import UNKEYED_KINDS, Entropy, KeyPolicy, Keyring
 from .kinds import CreateServer, Join, Payload, Sealed, ShareChannelKey, Vote
 from .managed import ManagedDag, Receipt
 from .state import ServerState, state_hash
 
 __all__ = ["Community"]
 
+#: New events beyond which ``_revision`` stops looking at kinds and just moves (a sync batch).
+_SCAN_LIMIT = 64
+
 
 class Community:
     """A community's replicated state plus the local identity that acts in it."""
 
-    __slots__ = ("identity", "managed", "clock", "unverified", "keyring", "_covered")
+    __slots__ = (
+        "identity",
+        "managed",
+        "clock",
+        "unverified",
+        "keyring",
+        "_covered",
+        "_key_revision",
+        "_scanned",
+        "_forks_seen",
+        "_deps_settled",
+        "_deps_complete",
+    )
 
     def __init__(self, identity: Identity, server_id: bytes, clock: HybridClock | None = None):
         self.identity = identity
@@ -37,9 +53,49 @@ class Community:
         #: a snapshot's state, shown (marked unverified) until history has been replayed
         self.unverified: ServerState | None = None
         #: this identity's channel keys (sealed channels)
-        self.keyring = Keyring(identity, server_id, lambda: self.managed.dag.fork_seq)
+        self.keyring = Keyring(
+            identity, server_id, lambda: self.managed.dag.fork_seq, self._revision
+        )
         #: author -> the tip our latest event already depends on (so deps stay minimal)
         self._covered: dict[bytes, bytes] = {}
+        #: moves whenever the DAG takes in an event that may change readers or epochs
+        self._key_revision = 0
+        #: DAG events already looked at for ``_key_revision``, and the forks seen then
+        self._scanned = 0
+        self._forks_seen: dict[bytes, int] = {}
+        #: the DAG's event count right after our last event, if that event covered every
+        #: other author's tip (else -1); ``_deps`` has nothing to add while it stays so
+        self._deps_settled = -1
+        self._deps_complete = False
+
+    def _revision(self, state: ServerState) -> int | None:
+        """How far ``state`` has got as far as keys go, if it is ours (the keyring's memo).
+
+        The state changes only as the DAG takes in events (from which none is ever removed);
+        a new fork mutes an author, and an event of a kind outside ``UNKEYED_KINDS`` may change
+        readers or epochs, so either moves the revision. Content alone does not, even when it
+        lands mid-history and replay rewinds: the rules that decide readers and epochs never
+        read content, so re-applying them gives the same answer. Sending a message thus keeps
+        the keyring's readers and current epoch instead of rescanning every member.
+        """
+        if state is not self.managed.state:
+            return None
+        dag = self.managed.dag
+        events = dag.events
+        fresh = len(events) - self._scanned
+        if fresh:
+            self._scanned = len(events)
+            forks = dag.fork_seq
+            if (
+                fresh > _SCAN_LIMIT
+                or forks != self._forks_seen
+                or any(
+                    ev.kind not in UNKEYED_KINDS for ev in islice(reversed(events.values()), fresh)
+                )
+            ):
+                self._key_revision += 1
+                self._forks_seen = dict(forks)
+        return self._key_revision
 
     @classmethod
     def create(cls, identity: Identity, name: str, wall_ms: int) -> tuple[Community, Event]:
@@ -107,7 +163,12 @@ class Community:
         return self.receive(events, wall_ms), errors
 
     def _deps(self, required: tuple[bytes, ...]) -> list[bytes]:
+        """``required`` and the newest other authors' tips our events do not cover yet."""
         dag = self.dag
+        if len(dag.events) == self._deps_settled:
+            # Nothing has come in since our last event, which covered every tip: a burst of
+            # our own messages skips the walk over every author.
+            return list(required)
         me = self.identity.public_key
         depth = dag.depth
         candidates = [
@@ -118,7 +179,9 @@ class Community:
             if self._covered.get(author) != tip and tip not in required
         ]
         candidates.sort(key=depth.__getitem__, reverse=True)  # most recent first
-        return list(required) + candidates[: MAX_DEPS - len(required)]
+        room = MAX_DEPS - len(required)
+        self._deps_complete = len(candidates) <= room
+        return list(required) + candidates[:room]
 
     def author(self, payload: Payload, wall_ms: int) -> Event:
         """Sign ``payload`` as the local identity, apply it locally, and return it to publish.
@@ -158,11 +221,14 @@ class Community:
         reason = self.managed.try_apply(ev)
         if reason is not None:
             raise NotPermitted(reason)
+        held = len(self.dag.events)
         receipt = self.managed.receive([ev], wall_ms, verified=True)
         if receipt.refused:
             raise LocalError(f"own event refused: {receipt.refused[0][1]}")
         for dep in deps:
             self._covered[self.dag.events[dep].author] = dep
+        settled = self._deps_complete and len(self.dag.events) == held + 1  # only ours came in
+        self._deps_settled = held + 1 if settled else -1
         return ev
 
     def _key_event(self, payload: Payload) -> tuple[bytes, ...]:

@@ -25,8 +25,8 @@ epochs, every message names its own, and the newest unexposed epoch is the one s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Hashable
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -35,13 +35,22 @@ from .identity import Identity
 from .kinds import (
     HistoryVisibility,
     KeyShare,
+    Kind,
     PublishKey,
     RotateChannelKey,
     Sealed,
     ShareChannelKey,
 )
 from .permissions import Permission, has_channel_permission
-from .sealing import key_id, open_sealed, seal, unwrap_key, wrap_key
+from .sealing import (
+    KEY_BYTES,
+    SALT_BYTES,
+    Sealer,
+    ShareWriter,
+    key_id,
+    open_sealed,
+    unwrap_key,
+)
 from .state import ChatMessage, KeyEpoch, ServerState, Thread
 
 __all__ = [
@@ -51,11 +60,42 @@ __all__ = [
     "Opened",
     "STAGGER_MS",
     "Entropy",
+    "Revision",
+    "UNKEYED_KINDS",
 ]
 
 Entropy = Callable[[int], bytes]
+#: Kinds whose replay never changes who reads a channel or which key epochs it has: they only
+#: add, change or remove content (messages, reactions, threads, pins, profiles), and no rule
+#: about members, permissions, channels or keys reads content. A state that took in only these
+#: since the keyring last looked still has the same readers and current epochs.
+UNKEYED_KINDS = frozenset(
+    {
+        Kind.MESSAGE,
+        Kind.FILE_MESSAGE,
+        Kind.EDIT_MESSAGE,
+        Kind.DELETE_MESSAGE,
+        Kind.REACTION,
+        Kind.REMOVE_REACTION,
+        Kind.SET_PROFILE,
+        Kind.UPDATE_PROFILE,
+        Kind.PIN_MESSAGE,
+        Kind.UNPIN_MESSAGE,
+        Kind.CREATE_THREAD,
+        Kind.SEALED_MESSAGE,
+        Kind.SEALED_EDIT,
+        Kind.CREATE_SEALED_THREAD,
+        Kind.SEALED_FILE_MESSAGE,
+    }
+)
+#: What a state has taken in so far (``None``: unknown, so nothing derived from it is kept).
+Revision = Callable[[ServerState], Hashable | None]
 #: Delay per rank before a reader does key work others may already be doing.
 STAGGER_MS = 3_000
+#: Opened sealed items remembered (rendering asks again on every redraw); then forgotten.
+MAX_OPENED = 50_000
+#: Sealers kept (one per channel, epoch and purpose this member sent under); then forgotten.
+MAX_SEALERS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +104,20 @@ class KeyPolicy:
 
     max_age_ms: int = 7 * 86_400_000
     max_messages: int = 1_000
+
+
+@dataclass(slots=True)
+class _Derived:
+    """What the keyring derived from one revision of one state. Sending reads it per message;
+    rebuilding it scans every member (and their permissions), so it is kept until the state
+    takes in another event."""
+
+    state: ServerState | None = None
+    revision: Hashable | None = None
+    #: channel -> its readers, sorted by key, and the same as a set
+    readers: dict[bytes, tuple[tuple[bytes, ...], frozenset[bytes]]] = field(default_factory=dict)
+    #: channel -> what ``current`` answered
+    current: dict[bytes, tuple[bytes, bytes] | None] = field(default_factory=dict)
 
 
 class Unreadable(Enum):
@@ -87,6 +141,10 @@ class Opened:
     reason: Unreadable | None = None
 
 
+def _unknown(_state: ServerState) -> None:
+    return None
+
+
 class Keyring:
     """Channel keys of one identity in one community."""
 
@@ -95,12 +153,18 @@ class Keyring:
         identity: Identity,
         server_id: bytes,
         muted: Callable[[], Collection[bytes]] | None = None,
+        revision: Revision | None = None,
     ) -> None:
         self.identity = identity
         self.server_id = server_id
         #: peers whose events no longer take effect because they equivocated (replay ignores
         #: what they author from their fork on); ``Community`` passes its DAG's forked authors
         self._muted: Callable[[], Collection[bytes]] = muted or tuple
+        #: how far a state has got; ``Community`` passes its DAG's event count for its own
+        #: state (events are only ever added, and every change to the state, its forks
+        #: included, comes with one). Without it nothing is memoized.
+        self._revision: Revision = revision or _unknown
+        self._derived = _Derived()
         #: (channel, key id) -> the epoch key, once unwrapped
         self._keys: dict[tuple[bytes, bytes], bytes] = {}
         #: (channel, key id) -> why unwrapping failed for good (a corrupt share)
@@ -109,6 +173,8 @@ class Keyring:
         self._noticed: dict[tuple[Any, ...], int] = {}
         #: (message id, sealed box) -> opened
         self._opened: dict[tuple[bytes, bytes], Opened] = {}
+        #: (channel, key id, purpose) -> the sealer this member sends with
+        self._sealers: dict[tuple[bytes, bytes, str], Sealer] = {}
 
     # --- readers and epochs ----------------------------------------------------------------
 
@@ -121,19 +187,45 @@ class Keyring:
         not one: nothing it authors takes effect any more (no share, no rotation, no message),
         so counting it would leave an epoch only it holds looking current for ever, and the
         channel unusable for everyone else in a full-history channel."""
+        return list(self._readers(state, channel)[0])
+
+    def _memo(self, state: ServerState) -> _Derived | None:
+        """The memo for ``state`` as it is now, emptied if it has taken in events since."""
+        revision = self._revision(state)
+        if revision is None:
+            return None
+        derived = self._derived
+        if derived.state is not state or derived.revision != revision:
+            derived = self._derived = _Derived(state, revision)
+        return derived
+
+    def _readers(
+        self, state: ServerState, channel: bytes
+    ) -> tuple[tuple[bytes, ...], frozenset[bytes]]:
+        derived = self._memo(state)
+        if derived is not None:
+            hit = derived.readers.get(channel)
+            if hit is not None:
+                return hit
         muted = self._muted()
-        return sorted(
-            peer
-            for peer in state.members
-            if peer in state.member_keys
-            and peer not in muted
-            and not self.is_service(state, peer)
-            and has_channel_permission(state, peer, channel, Permission.VIEW_CHANNEL)
+        ordered = tuple(
+            sorted(
+                peer
+                for peer in state.members
+                if peer in state.member_keys
+                and peer not in muted
+                and not self.is_service(state, peer)
+                and has_channel_permission(state, peer, channel, Permission.VIEW_CHANNEL)
+            )
         )
+        found = (ordered, frozenset(ordered))
+        if derived is not None:
+            derived.readers[channel] = found
+        return found
 
     def exposed(self, state: ServerState, channel: bytes, epoch: KeyEpoch) -> bool:
-        readers = set(self.readers(state, channel))
-        return any(peer not in readers for peer in epoch.shares)
+        readers = self._readers(state, channel)[1]
+        return not readers.issuperset(epoch.shares)
 
     def key(self, state: ServerState, channel: bytes, kid: bytes) -> bytes | Unreadable:
         """The epoch key ``kid`` of ``channel``, or why this member cannot have it (yet)."""
@@ -148,16 +240,16 @@ class Keyring:
             return Unreadable.WAITING_FOR_KEY
         share = epoch.shares.get(me)
         if share is None:
-            if me not in self.readers(state, channel) and me not in state.member_keys:
+            ordered, readers = self._readers(state, channel)
+            if me not in readers and me not in state.member_keys:
                 return Unreadable.NO_OWN_KEY if me in state.members else Unreadable.NOT_A_READER
-            if me not in self.readers(state, channel):
+            if me not in readers:
                 return Unreadable.NOT_A_READER
             channel_state = state.channels.get(channel)
             history = channel_state.history if channel_state else HistoryVisibility.FULL
             if history is HistoryVisibility.SINCE_JOINING:
                 return Unreadable.NOT_A_READER
-            readers = self.readers(state, channel)
-            if not any(peer in epoch.shares for peer in readers):
+            if not any(peer in epoch.shares for peer in ordered):
                 # Everyone who held it was removed or equivocated: nobody can share it again.
                 return Unreadable.KEY_LOST
             return Unreadable.WAITING_FOR_KEY
@@ -184,11 +276,22 @@ class Keyring:
         channel_state = state.channels.get(channel)
         if channel_state is None or channel_state.history is not HistoryVisibility.SINCE_JOINING:
             return False
-        return any(peer not in epoch.shares for peer in self.readers(state, channel))
+        shares = epoch.shares
+        return any(peer not in shares for peer in self._readers(state, channel)[0])
 
     def current(self, state: ServerState, channel: bytes) -> tuple[bytes, bytes] | None:
         """``(key id, key)`` to seal new content under: the newest unexposed epoch we hold,
-        unless a since-joining newcomer lacks it (then a fresh epoch is due first)."""
+        unless a since-joining newcomer lacks it (then a fresh epoch is due first). Asked
+        for every message sent, so the answer is kept until the state takes in an event."""
+        derived = self._memo(state)
+        if derived is not None and channel in derived.current:
+            return derived.current[channel]
+        found = self._current(state, channel)
+        if derived is not None:
+            derived.current[channel] = found
+        return found
+
+    def _current(self, state: ServerState, channel: bytes) -> tuple[bytes, bytes] | None:
         for kid, epoch in reversed(state.channel_keys.get(channel, {}).items()):
             if self.exposed(state, channel, epoch):
                 continue
@@ -232,7 +335,7 @@ class Keyring:
         except (CryptoError, UnicodeDecodeError):
             opened = Opened(None, Unreadable.CORRUPT)
         if memo is not None:
-            if len(self._opened) > 50_000:
+            if len(self._opened) > MAX_OPENED:
                 self._opened.clear()
             self._opened[memo] = opened
         return opened
@@ -266,40 +369,38 @@ class Keyring:
         current = self.current(state, channel)
         if current is None:
             return None
-        return seal(
-            text.encode("utf-8"),
-            current[1],
-            purpose=purpose,
-            server=self.server_id,
-            channel=channel,
-            author=self.identity.public_key,
-            salt=entropy(16),
-        )
+        kid, key = current
+        sealer = self._sealers.get((channel, kid, purpose))
+        if sealer is None:
+            if len(self._sealers) >= MAX_SEALERS:
+                self._sealers.clear()
+            sealer = self._sealers[(channel, kid, purpose)] = Sealer(
+                key,
+                purpose=purpose,
+                server=self.server_id,
+                channel=channel,
+                author=self.identity.public_key,
+            )
+        return sealer.seal(text.encode("utf-8"), entropy(SALT_BYTES))
 
     def rotation(self, state: ServerState, channel: bytes, entropy: Entropy) -> RotateChannelKey:
         """A new epoch for ``channel``, wrapped for every reader (ourselves included)."""
-        new_key = entropy(32)
-        self._keys[(channel, key_id(new_key))] = new_key
-        return RotateChannelKey(
-            channel,
-            key_id(new_key),
-            self._shares(state, channel, new_key, self.readers(state, channel), entropy),
-        )
+        new_key = entropy(KEY_BYTES)
+        kid = key_id(new_key)
+        self._keys[(channel, kid)] = new_key
+        readers = list(self._readers(state, channel)[0])
+        shares = self._shares(state, channel, new_key, readers, entropy)
+        return RotateChannelKey(channel, kid, shares)
 
     def _shares(
         self, state: ServerState, channel: bytes, key: bytes, peers: list[bytes], entropy: Entropy
     ) -> tuple[KeyShare, ...]:
+        writer = ShareWriter(key, server=self.server_id, channel=channel)
+        wrap, member_keys = writer.wrap, state.member_keys
         shares = []
         for peer in peers:
             try:
-                blob = wrap_key(
-                    key,
-                    server=self.server_id,
-                    channel=channel,
-                    recipient=peer,
-                    recipient_x25519=state.member_keys[peer],
-                    ephemeral_seed=entropy(32),
-                )
+                blob = wrap(peer, member_keys[peer], entropy(KEY_BYTES))
             except CryptoError:
                 continue  # a small-order key published by a hostile member: no share
             shares.append(KeyShare(peer, blob))

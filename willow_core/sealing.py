@@ -38,6 +38,8 @@ __all__ = [
     "SHARE_BYTES",
     "PURPOSES",
     "Sealed",
+    "Sealer",
+    "ShareWriter",
     "key_id",
     "wrap_key",
     "unwrap_key",
@@ -55,6 +57,11 @@ _ZERO_NONCE = bytes(12)
 _KEY_ID_TAG = b"willow/channel-key-id/v1"
 _SHARE_TAG = "willow/key-share/v1"
 _SEALED_TAG = "willow/sealed/v1"
+#: SHA-256's block: HMAC pads (or first hashes) its key to this length.
+_HMAC_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_sha256 = hashlib.sha256
 
 
 class Sealed(NamedTuple):
@@ -68,11 +75,51 @@ class Sealed(NamedTuple):
 def key_id(channel_key: bytes) -> bytes:
     if len(channel_key) != KEY_BYTES:
         raise CryptoError("a channel key is 32 bytes")
-    return hashlib.sha256(_KEY_ID_TAG + channel_key).digest()[:KEY_ID_BYTES]
+    return _sha256(_KEY_ID_TAG + channel_key).digest()[:KEY_ID_BYTES]
+
+
+def _hmac(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 (RFC 2104) spelled out over ``hashlib``: for the short keys and messages
+    here, two hash calls cost less than setting up an ``hmac`` object."""
+    if len(key) > _HMAC_BLOCK:
+        key = _sha256(key).digest()
+    key = key.ljust(_HMAC_BLOCK, b"\0")
+    inner = _sha256(key.translate(_IPAD) + message).digest()
+    return _sha256(key.translate(_OPAD) + inner).digest()
+
+
+def _hkdf32(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) for one 32-byte output block: ``crypto.hkdf_sha256(ikm, salt,
+    info, 32)``, byte for byte. Every share and every sealed item derives one such key, so
+    this is on the path of each message sent and of each member in a rotation."""
+    return _hmac(_hmac(salt or bytes(32), ikm), info + b"\x01")
 
 
 def _share_aad(server: bytes, channel: bytes, kid: bytes, recipient: bytes) -> bytes:
     return encode([_SHARE_TAG, server, channel, kid, recipient])
+
+
+class ShareWriter:
+    """Wraps one epoch key for many members (a rotation wraps it for every reader): the key
+    id and the part of the share AAD common to all recipients are computed once."""
+
+    __slots__ = ("channel_key", "kid", "_aad_head")
+
+    def __init__(self, channel_key: bytes, *, server: bytes, channel: bytes) -> None:
+        self.channel_key = channel_key
+        self.kid = key_id(channel_key)
+        # A canonical array is its head followed by its items' encodings, so the AAD of each
+        # share is this prefix plus the encoded recipient.
+        self._aad_head = encode([_SHARE_TAG, server, channel, self.kid, b""])[:-1]
+
+    def wrap(self, recipient: bytes, recipient_x25519: bytes, ephemeral_seed: bytes) -> bytes:
+        """The share for one member (see the module docstring); ``CryptoError`` for a
+        small-order ``recipient_x25519``."""
+        e_pub, e_priv = crypto.x25519_keypair_from_seed(ephemeral_seed)
+        shared = crypto.x25519(e_priv, recipient_x25519)
+        aad = self._aad_head + encode(recipient)
+        wrapping = _hkdf32(shared, e_pub + recipient_x25519, aad)
+        return e_pub + crypto.aead_encrypt(wrapping, _ZERO_NONCE, self.channel_key, aad)
 
 
 def wrap_key(
@@ -85,12 +132,8 @@ def wrap_key(
     ephemeral_seed: bytes,
 ) -> bytes:
     """The share of ``channel_key`` for one member (see the module docstring)."""
-    kid = key_id(channel_key)
-    e_pub, e_priv = crypto.x25519_keypair_from_seed(ephemeral_seed)
-    shared = crypto.x25519(e_priv, recipient_x25519)
-    aad = _share_aad(server, channel, kid, recipient)
-    wrapping = crypto.hkdf_sha256(shared, e_pub + recipient_x25519, aad, 32)
-    return e_pub + crypto.aead_encrypt(wrapping, _ZERO_NONCE, channel_key, aad)
+    writer = ShareWriter(channel_key, server=server, channel=channel)
+    return writer.wrap(recipient, recipient_x25519, ephemeral_seed)
 
 
 def unwrap_key(
@@ -109,7 +152,7 @@ def unwrap_key(
     e_pub, boxed = share[:32], share[32:]
     shared = crypto.x25519(x25519_private, e_pub)
     aad = _share_aad(server, channel, kid, recipient)
-    wrapping = crypto.hkdf_sha256(shared, e_pub + x25519_public, aad, 32)
+    wrapping = _hkdf32(shared, e_pub + x25519_public, aad)
     channel_key = crypto.aead_decrypt(wrapping, _ZERO_NONCE, boxed, aad)
     if key_id(channel_key) != kid:
         raise CryptoError("the unwrapped key is not the epoch it claims")
@@ -120,6 +163,29 @@ def _aad(purpose: str, server: bytes, channel: bytes, kid: bytes, author: bytes)
     if purpose not in PURPOSES:
         raise ValueError(f"unknown sealing purpose {purpose!r}")
     return encode([_SEALED_TAG, purpose, server, channel, kid, author])
+
+
+class Sealer:
+    """Seals one author's content of one purpose in one channel under one epoch key. The key
+    id and the AAD are the same for every item, so a sender keeps one per epoch and purpose
+    and each message costs only its salt's key derivation and the AEAD."""
+
+    __slots__ = ("channel_key", "kid", "aad")
+
+    def __init__(
+        self, channel_key: bytes, *, purpose: str, server: bytes, channel: bytes, author: bytes
+    ) -> None:
+        self.channel_key = channel_key
+        self.kid = key_id(channel_key)
+        self.aad = _aad(purpose, server, channel, self.kid, author)
+
+    def seal(self, plaintext: bytes, salt: bytes) -> Sealed:
+        """Seal ``plaintext`` with a fresh 16-byte random ``salt``."""
+        if len(salt) != SALT_BYTES:
+            raise CryptoError("a sealing salt is 16 random bytes")
+        aad = self.aad
+        one_time = _hkdf32(self.channel_key, salt, aad)
+        return Sealed(self.kid, salt, crypto.aead_encrypt(one_time, _ZERO_NONCE, plaintext, aad))
 
 
 def seal(
@@ -135,10 +201,8 @@ def seal(
     """Seal ``plaintext`` for the channel's members under ``channel_key``."""
     if len(salt) != SALT_BYTES:
         raise CryptoError("a sealing salt is 16 random bytes")
-    kid = key_id(channel_key)
-    aad = _aad(purpose, server, channel, kid, author)
-    one_time = crypto.hkdf_sha256(channel_key, salt, aad, 32)
-    return Sealed(kid, salt, crypto.aead_encrypt(one_time, _ZERO_NONCE, plaintext, aad))
+    sealer = Sealer(channel_key, purpose=purpose, server=server, channel=channel, author=author)
+    return sealer.seal(plaintext, salt)
 
 
 def open_sealed(
@@ -154,5 +218,5 @@ def open_sealed(
     if key_id(channel_key) != sealed.key:
         raise CryptoError("sealed under another epoch key")
     aad = _aad(purpose, server, channel, sealed.key, author)
-    one_time = crypto.hkdf_sha256(channel_key, sealed.salt, aad, 32)
+    one_time = _hkdf32(channel_key, sealed.salt, aad)
     return crypto.aead_decrypt(one_time, _ZERO_NONCE, sealed.box, aad)
