@@ -72,7 +72,9 @@ function nearBottom(el) {
 async function render({ regions, appends, seq }) {
   const Idiomorph = await idiomorph;
   const list = $("messages");
-  const stick = nearBottom(list);
+  // While a scroll is already due (see afterRender) the list has grown without one: reading
+  // its geometry now would force a layout, and the answer is known.
+  const stick = stickDue || nearBottom(list);
   const overlayBefore = $("overlay").innerHTML !== "";
   for (const [id, html] of regions) {
     const el = $(id);
@@ -85,14 +87,31 @@ async function render({ regions, appends, seq }) {
   for (const [id, html] of appends) {
     $(id)?.insertAdjacentHTML("beforeend", html);
   }
-  if (stick || regions.some(([id]) => id === "message-list") && !listTouched) list.scrollTop = list.scrollHeight;
+  afterRender(stick || (regions.some(([id]) => id === "message-list") && !listTouched));
   const autofocus = document.querySelector("#overlay [data-autofocus], .edit-form [data-autofocus]");
   if (autofocus && document.activeElement !== autofocus && (!overlayBefore || autofocus.closest(".edit-form"))) {
     autofocus.focus();
     if (autofocus.setSelectionRange) autofocus.setSelectionRange(autofocus.value.length, autofocus.value.length);
   }
-  updateJump();
   document.dispatchEvent(new CustomEvent("willow-render", { detail: { seq } }));
+}
+
+let stickDue = false;
+let frameDue = false;
+
+/** Scrolling to the newest message and the jump button read layout, so they wait for the next
+ * frame: one layout per frame however many renders arrive, never one forced per render. */
+function afterRender(stick) {
+  stickDue ||= stick;
+  if (frameDue) return;
+  frameDue = true;
+  requestAnimationFrame(() => {
+    frameDue = false;
+    const list = $("messages");
+    if (stickDue) list.scrollTop = list.scrollHeight;
+    stickDue = false;
+    updateJump();
+  });
 }
 
 let listTouched = false;

@@ -75,6 +75,7 @@ class ManagedDag:
         "order",
         "undo_window",
         "rebuilds",
+        "rewinds",
         "_undo",
         "_undo_base",
     )
@@ -89,6 +90,10 @@ class ManagedDag:
         self.undo_window = undo_window
         #: full rebuilds so far (a health counter; tests assert late events avoid them)
         self.rebuilds = 0
+        #: times applied events were undone to re-apply a changed suffix (with ``rebuilds``
+        #: and the state object's identity: a view that saw neither change may treat the
+        #: events after the order length it saw as the only changes since)
+        self.rewinds = 0
         self._undo: list[list[Entry]] = []
         self._undo_base = 0
 
@@ -237,8 +242,10 @@ class ManagedDag:
         for i in range(len(self.order) - 1, r - 1, -1):
             undo(journals[i - base])
         del journals[r - base :]
-        if r < len(self.order) and self.state is not None:
-            self.state.forget_derived()
+        if r < len(self.order):
+            self.rewinds += 1
+            if self.state is not None:
+                self.state.forget_derived()
 
     def _apply_suffix(self, suffix: list[Event]) -> None:
         state = self.state

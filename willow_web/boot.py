@@ -17,6 +17,7 @@ that finds the worker idle (live chat) renders at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from typing import Any
@@ -28,7 +29,7 @@ from .app import App
 from .sodium_backend import SodiumBackend
 from .store import Store
 
-__all__ = ["start", "BrowserShell", "BACKOFF_S", "TICK_S", "PERSIST_DIR"]
+__all__ = ["start", "BrowserShell", "BACKOFF_S", "TICK_S", "PERSIST_DIR", "GC_THRESHOLDS"]
 
 PERSIST_DIR = "/persist"
 #: Reconnect delays: first, then doubling up to the second (with jitter).
@@ -40,6 +41,10 @@ TICK_S = 1.0
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
 IDLE_S = 0.005
+#: The collector's thresholds, as in every native Willow process: replay keeps many small
+#: long-lived objects, and CPython's defaults would walk them again and again (in the browser a
+#: walk of the whole heap is a visible pause).
+GC_THRESHOLDS = (100_000, 50, 100)
 
 
 class BrowserIo:
@@ -96,6 +101,7 @@ class BrowserShell:
 
     def start(self) -> None:
         self.app.start()
+        self._freeze()
         self.schedule_persist()
         self._tasks.add(asyncio.ensure_future(self._ticker()))
         self.connect()
@@ -172,10 +178,20 @@ class BrowserShell:
     async def _ticker(self) -> None:
         while not self._stopped:
             await asyncio.sleep(TICK_S)
+            catching = bool(self.app.catching)
             try:
                 self.app.tick()
             except Exception as exc:  # the loop must survive a bug in one tick
                 self.app.toast(f"Internal error: {exc}")
+            if catching and not self.app.catching:
+                self._freeze()
+
+    @staticmethod
+    def _freeze() -> None:
+        """Move what is alive now (restored or caught-up history: it lives as long as the
+        tab) out of the collector's reach, so no later collection walks it."""
+        gc.collect()
+        gc.freeze()
 
     # --- output ---------------------------------------------------------------------------
 
@@ -274,6 +290,7 @@ def start(env: Any) -> Any:
     """Entry point called by the worker; returns the page-message handler."""
     from pyodide.ffi import create_proxy
 
+    gc.set_threshold(*GC_THRESHOLDS)
     crypto.set_backend(SodiumBackend(env.sodium))
     config = env.config.to_py() if hasattr(env.config, "to_py") else {}
     shell = BrowserShell(env, dict(config or {}))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from willow_core.permissions import Permission
 
-from .chat import header, message_list, reply_bar, thread_panel
+from .chat import ListMemo, WaitingMemo, header, message_list, reply_bar, thread_panel
 from .common import can_in
 from .frame import banner, members, rail, sidebar, toasts
 from .modals import overlay
@@ -29,8 +29,11 @@ class ViewCache:
     """Rendering memory: message fragments, the last list per channel, window anchors."""
 
     fragments: dict[tuple[Any, ...], str] = field(default_factory=dict)
-    lists: dict[tuple[bytes, int], list[str]] = field(default_factory=dict)
+    #: (channel, window start) -> the last list's fragments and their joined HTML
+    lists: dict[tuple[bytes, int], tuple[list[str], str]] = field(default_factory=dict)
     anchors: dict[bytes, int] = field(default_factory=dict)
+    memo: ListMemo | None = None
+    waiting: WaitingMemo | None = None
 
 
 def render_regions(

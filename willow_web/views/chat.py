@@ -3,19 +3,41 @@ reactions, pins and inline edits), the thread panel and the reply bar."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from willow_core.event import Event
+from willow_core.kinds import Kind
 from willow_core.permissions import Permission
-from willow_core.state import ChatMessage, ServerState
+from willow_core.state import ChatMessage, ServerState, Thread
 
 from ..html import Markup, attrs, esc, tag
 from ..markdown import SHORTCODES, Context, mentions_of, render
-from .common import avatar, can_in, clock, day, md_context, name_of, opened, thread_name
+from .common import (
+    avatar,
+    can_in,
+    clock,
+    day,
+    day_number,
+    md_context,
+    name_of,
+    opened,
+    thread_name,
+)
 
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["header", "message_list", "thread_panel", "reply_bar", "GROUP_MS", "SLACK"]
+__all__ = [
+    "header",
+    "message_list",
+    "thread_panel",
+    "reply_bar",
+    "ListMemo",
+    "WaitingMemo",
+    "GROUP_MS",
+    "SLACK",
+]
 
 #: Consecutive messages of one author within this span share one header (as in Discord).
 GROUP_MS = 7 * 60_000
@@ -54,19 +76,47 @@ def header(app: App) -> Markup:
     )
 
 
+@dataclass(slots=True)
+class WaitingMemo:
+    """Unreadable counts of one channel, as of ``counted`` of its messages."""
+
+    state: ServerState
+    stamp: tuple[object, ...]
+    order_len: int
+    counted: int
+    counts: dict[str, int]
+
+
 def _waiting(app: App, state: ServerState, channel_id: bytes) -> str:
-    """How many messages here cannot be read yet, and why (never a silent failure)."""
+    """How many messages here cannot be read yet, and why (never a silent failure).
+
+    Counted once per channel, then only over new messages while the events since the last
+    count are of kinds that cannot change an older message's readability (``_touched``)."""
     community = app.community
     if community is None or not community.ready:
         return ""
-    counts: dict[str, int] = {}
-    for message_id in state.channels[channel_id].messages:
+    managed = community.managed
+    messages = state.channels[channel_id].messages
+    stamp = (managed.rewinds, channel_id, app.ui.community)
+    memo = app.view_cache.waiting
+    if (
+        memo is None
+        or memo.state is not state
+        or memo.stamp != stamp
+        or len(messages) < memo.counted
+        or _touched(state, managed.order[memo.order_len :]) is None
+    ):
+        memo = WaitingMemo(state, stamp, 0, 0, {})
+    counts = memo.counts
+    for message_id in messages[memo.counted :]:
         message = state.messages.get(message_id)
         if message is None or message.sealed is None or message.deleted:
             continue
         result = opened(app, message)
         if result.reason is not None:
             counts[result.reason.value] = counts.get(result.reason.value, 0) + 1
+    memo.counted, memo.order_len = len(messages), len(managed.order)
+    app.view_cache.waiting = memo
     if not counts:
         return ""
     total = sum(counts.values())
@@ -128,25 +178,134 @@ def message_list(app: App) -> tuple[Markup, Markup]:
     channel = state.channels[channel_id]
     ids = channel.messages
     start = _window(app, channel_id, len(ids))
-    shown = ids[start:]
     intro = (
         f'<div class="channel-intro"><div class="intro-icon">#</div><h2>Welcome to #{esc(channel.name)}!</h2>'
         f"<p>This is the start of the #{esc(channel.name)} channel.</p></div>"
         if start == 0
         else f"<button {attrs(class_='load-older', data_action='load-older')}>Load older messages</button>"
     )
-    fragments = [intro, *_fragments(app, state, shown, channel_id)]
+    fragments = [intro, *_list_fragments(app, state, channel_id, start, ids[start:])]
     key = (channel_id, start)
     previous = app.view_cache.lists.get(key)
-    app.view_cache.lists = {key: fragments}
+    if previous is not None and previous[0] == fragments:
+        return Markup(previous[1]), Markup("")
     if (
         previous is not None
-        and len(previous) < len(fragments)
-        and fragments[: len(previous)] == previous
+        and len(previous[0]) < len(fragments)
+        and fragments[: len(previous[0])] == previous[0]
     ):
-        n = len(previous)
-        return Markup("".join(fragments[:n])), Markup("".join(fragments[n:]))
-    return Markup("".join(fragments)), Markup("")
+        # the page holds the previous list: the same string object, so the app's comparison
+        # with what it last posted is an identity check, not a scan
+        extra = "".join(fragments[len(previous[0]) :])
+        app.view_cache.lists = {key: (fragments, previous[1] + extra)}
+        return Markup(previous[1]), Markup(extra)
+    joined = "".join(fragments)
+    app.view_cache.lists = {key: (fragments, joined)}
+    return Markup(joined), Markup("")
+
+
+@dataclass(slots=True)
+class ListMemo:
+    """What the last message list was drawn from, so that the next one redraws only the
+    messages that events since then can have changed (see ``_touched``)."""
+
+    state: ServerState
+    #: everything besides the events that the fragments depend on
+    stamp: tuple[object, ...]
+    #: the community's applied-event count then
+    order_len: int
+    ids: list[bytes]
+    fragments: list[str]
+    pending: frozenset[bytes]
+
+
+#: Event kinds whose effect on the message list is confined to the messages ``_touched``
+#: names. Any other kind (names, roles, membership, keys, edits, deletes, emoji...) may
+#: change any message's look, so the list is recomputed in full.
+_LOCAL_KINDS = frozenset(
+    {
+        Kind.MESSAGE,
+        Kind.SEALED_MESSAGE,
+        Kind.FILE_MESSAGE,
+        Kind.SEALED_FILE_MESSAGE,
+        Kind.REACTION,
+        Kind.REMOVE_REACTION,
+        Kind.PIN_MESSAGE,
+        Kind.UNPIN_MESSAGE,
+        Kind.CREATE_THREAD,
+        Kind.CREATE_SEALED_THREAD,
+    }
+)
+
+
+def _touched(state: ServerState, events: list[Event]) -> set[bytes] | None:
+    """The messages whose fragment ``events`` (applied in order at the end) may have changed,
+    or None when they may have changed anything."""
+    out: set[bytes] = set()
+    for ev in events:
+        kind, payload = ev.kind, ev.payload
+        if kind not in _LOCAL_KINDS:
+            return None
+        if kind in (Kind.CREATE_THREAD, Kind.CREATE_SEALED_THREAD):
+            out.add(payload.root)
+        elif hasattr(payload, "message"):
+            out.add(payload.message)
+        else:  # a new message; one in a thread changes its root's reply count
+            out.add(ev.id)
+            thread = state.threads.get(payload.thread) if payload.thread else None
+            if thread is not None:
+                out.add(thread.root)
+    return out
+
+
+def _list_fragments(
+    app: App, state: ServerState, channel_id: bytes, start: int, ids: list[bytes]
+) -> list[str]:
+    """One HTML fragment per message of ``ids``: those that can have changed since the last
+    list are recomputed, the others re-used (live chat costs O(new), not O(window))."""
+    community = app.community
+    assert community is not None
+    managed = community.managed
+    pending = frozenset(app.pending_ids())
+    stamp = (
+        managed.rewinds,
+        app.ui.community,
+        channel_id,
+        start,
+        app.ui.editing,
+        app.ui.picker_for,
+        frozenset(app.ui.verified),
+        app.config.get("tz_offset_min"),
+        app.me,
+        community.ready,
+    )
+    memo = app.view_cache.memo
+    env = _Env(app, state, channel_id)
+    dirty: set[bytes] | None = None
+    if (
+        memo is not None
+        and memo.state is state
+        and memo.stamp == stamp
+        and len(managed.order) >= memo.order_len
+        and len(ids) >= len(memo.ids)
+        and ids[: len(memo.ids)] == memo.ids
+    ):
+        dirty = _touched(state, managed.order[memo.order_len :])
+    if memo is None or dirty is None:
+        out = _fragments(env, ids)
+    else:
+        dirty |= memo.pending ^ pending
+        out = list(memo.fragments)
+        messages = state.messages
+        for i, message_id in enumerate(memo.ids):
+            if message_id in dirty:
+                prev = messages.get(ids[i - 1]) if i else None
+                out[i] = env.fragment(message_id, prev)
+        out += _fragments(
+            env, ids[len(memo.ids) :], messages.get(memo.ids[-1]) if memo.ids else None
+        )
+    app.view_cache.memo = ListMemo(state, stamp, len(managed.order), list(ids), out, pending)
+    return out
 
 
 def _empty(app: App) -> str:
@@ -164,21 +323,45 @@ def _empty(app: App) -> str:
     return '<div class="placeholder"><p>This community has no channels yet.</p></div>'
 
 
-def _fragments(
-    app: App, state: ServerState, ids: list[bytes], channel_id: bytes | None
-) -> list[str]:
-    ctx = md_context(app)
-    threads = {t.root: t for t in state.threads.values()}
-    pinned = state.channels[channel_id].pins if channel_id in state.channels else {}
-    pending = app.pending_ids()
-    out: list[str] = []
-    prev: ChatMessage | None = None
-    cache = app.view_cache.fragments
-    for message_id in ids:
+class _Env:
+    """What every fragment of one list render shares, built on first use."""
+
+    def __init__(self, app: App, state: ServerState, channel_id: bytes) -> None:
+        self.app = app
+        self.state = state
+        self.channel_id = channel_id
+        self._ctx: Context | None = None
+        self._threads: dict[bytes, Thread] | None = None
+        self._names: int | None = None
+
+    @property
+    def ctx(self) -> Context:
+        if self._ctx is None:
+            self._ctx = md_context(self.app)
+        return self._ctx
+
+    @property
+    def names(self) -> int:
+        """A fingerprint of every display name (reactions list who reacted by name)."""
+        if self._names is None:
+            profiles = self.state.profiles
+            self._names = hash(tuple((k, p.display_name) for k, p in profiles.items()))
+        return self._names
+
+    @property
+    def threads(self) -> dict[bytes, Thread]:
+        if self._threads is None:
+            self._threads = {t.root: t for t in self.state.threads.values()}
+        return self._threads
+
+    def fragment(self, message_id: bytes, prev: ChatMessage | None) -> str:
+        """The HTML of one message (``prev``: the one above it), from the cache when every
+        input to it is unchanged."""
+        app, state, channel_id = self.app, self.state, self.channel_id
         message = state.messages.get(message_id)
         if message is None:
-            continue
-        new_day = prev is None or day(app, prev.ts) != day(app, message.ts)
+            return ""
+        new_day = prev is None or day_number(app, prev.ts) != day_number(app, message.ts)
         grouped = (
             prev is not None
             and not new_day
@@ -187,45 +370,60 @@ def _fragments(
             and message.ts - prev.ts < GROUP_MS
             and not prev.deleted
         )
-        thread = threads.get(message_id)
+        thread = self.threads.get(message_id) if state.threads else None
         reply = state.messages.get(message.reply_to) if message.reply_to else None
         result = opened(app, message)
-        reply_text = opened(app, reply).text if reply is not None else None
+        channel = state.channels.get(channel_id)
+        pinned = channel is not None and message_id in channel.pins
+        pending = message_id in app.pending_ids()
         key = (
             message_id,
             message.body,
             result,
-            reply_text,
+            opened(app, reply).text if reply is not None else None,
             message.author in app.ui.verified,
             thread_name(app, thread) if thread else None,
             message.edited,
             message.deleted,
-            tuple(sorted((e, len(p), app.me in p) for e, p in message.reactions.items())),
-            message_id in pinned,
+            tuple(sorted((e, frozenset(p)) for e, p in message.reactions.items()))
+            if message.reactions
+            else (),
+            pinned,
             (thread.id, thread.name, len(thread.messages)) if thread else None,
             grouped,
             new_day,
             app.ui.editing == message_id,
             app.ui.picker_for == message_id,
-            message_id in pending,
+            pending,
             (reply.body, reply.deleted, name_of(state, reply.author)) if reply else None,
             name_of(state, message.author),
             message.author in state.members,
-            len(ctx.emoji),
+            len(self.ctx.emoji),
+            self.names,
         )
+        cache = app.view_cache.fragments
         html = cache.get(key)
         if html is None:
             html = ""
             if new_day:
                 html += f'<div class="day-sep" role="separator"><span>{esc(day(app, message.ts))}</span></div>'
             html += _message(
-                app, state, message, ctx, grouped, thread, reply, message_id in pending, channel_id
+                app, state, message, self.ctx, grouped, thread, reply, pending, channel_id
             )
             if len(cache) > MAX_CACHED_FRAGMENTS:
                 cache.clear()
             cache[key] = html
-        out.append(html)
-        prev = message
+        return html
+
+
+def _fragments(env: _Env, ids: list[bytes], prev: ChatMessage | None = None) -> list[str]:
+    out: list[str] = []
+    messages = env.state.messages
+    for message_id in ids:
+        out.append(env.fragment(message_id, prev))
+        message = messages.get(message_id)
+        if message is not None:
+            prev = message
     return out
 
 
@@ -375,9 +573,8 @@ def thread_panel(app: App) -> Markup:
         return Markup("")
     thread = state.threads[thread_id]
     root = state.messages.get(thread.root)
-    fragments = _fragments(
-        app, state, ([thread.root] if root else []) + thread.messages, thread.channel
-    )
+    ids = ([thread.root] if root else []) + thread.messages
+    fragments = _fragments(_Env(app, state, thread.channel), ids)
     return Markup(
         f'<div class="thread-head"><span>🧵 {esc(thread_name(app, thread))}</span>'
         f"<button {attrs(class_='icon-btn', data_action='close-thread', title='Close thread', aria_label='Close thread')}>✕</button></div>"

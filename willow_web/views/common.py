@@ -21,6 +21,7 @@ __all__ = [
     "avatar",
     "clock",
     "day",
+    "day_number",
     "can",
     "can_in",
     "md_context",
@@ -66,6 +67,12 @@ def _local(app: App, ms: int) -> time.struct_time:
 
 def clock(app: App, ms: int) -> str:
     return time.strftime("%H:%M", _local(app, ms))
+
+
+def day_number(app: App, ms: int) -> int:
+    """Which local day ``ms`` falls on (cheap: no calendar), for day separators."""
+    offset = int(app.config.get("tz_offset_min", 0) or 0)
+    return (ms - offset * 60_000) // 86_400_000
 
 
 def day(app: App, ms: int) -> str:
