@@ -61,6 +61,11 @@ class Io(Protocol):
         """Flush the store to durable storage soon (coalesced by the shell)."""
         ...
 
+    def persist_later(self) -> None:
+        """Flush within a while: for what others hold too (received events; sync would fetch
+        them again), so a flush never sits between an arriving message and its drawing."""
+        ...
+
     def wake(self) -> None:
         """The node has envelopes to send."""
         ...
@@ -270,7 +275,7 @@ class App:
             self.store.append_rows(
                 server, [(ev.id, depth[ev.id], ev.signable, ev.sig) for ev in changed]
             )
-            self.io.persist()
+            self.io.persist_later()
         catch = self.catching.get(server)
         if catch is not None:
             catch.last_progress = self.io.now_ms()
@@ -335,8 +340,12 @@ class App:
 
     # --- acting -----------------------------------------------------------------------------
 
-    def handle(self, message: dict[str, Any]) -> None:
-        """One message from the page. Failures become toasts; nothing escapes to the shell."""
+    def handle(self, message: dict[str, Any], *, render: bool = True) -> None:
+        """One message from the page. Failures become toasts; nothing escapes to the shell.
+
+        ``render=False``: the shell draws the result itself (``render(acted=True)``) once what
+        the action signed has left: a browser only flushes a socket's sends when the worker
+        yields, so drawing first would delay the message by the drawing's cost."""
         name = str(message.get("action", ""))
         handler: Callable[[App, dict[str, Any]], None] | None = actions.HANDLERS.get(name)
         try:
@@ -350,8 +359,9 @@ class App:
         except WillowError as exc:
             self.toast(f"That did not work: {exc}")
         self.io.wake()  # what the action signed goes out before anything is drawn
-        self.save_ui()
-        self.render(acted=True)
+        if render:
+            self.save_ui()
+            self.render(acted=True)
 
     def author(self, server: bytes, payload: Any) -> Event:
         """Sign, apply, store and queue one event of ours."""

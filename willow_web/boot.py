@@ -29,7 +29,15 @@ from .app import App
 from .sodium_backend import SodiumBackend
 from .store import Store
 
-__all__ = ["start", "BrowserShell", "BACKOFF_S", "TICK_S", "PERSIST_DIR", "GC_THRESHOLDS"]
+__all__ = [
+    "start",
+    "BrowserShell",
+    "BACKOFF_S",
+    "TICK_S",
+    "PERSIST_DIR",
+    "PERSIST_LATER_S",
+    "GC_THRESHOLDS",
+]
 
 PERSIST_DIR = "/persist"
 #: Reconnect delays: first, then doubling up to the second (with jitter).
@@ -41,6 +49,10 @@ TICK_S = 1.0
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
 IDLE_S = 0.005
+#: Received events are flushed to IndexedDB at most this long after they arrive: one flush
+#: for a burst (a catch-up flushes a few times, not once per batch), and none between an
+#: arriving message and its drawing. Own events and settings flush at once.
+PERSIST_LATER_S = 0.5
 #: The collector's thresholds, as in every native Willow process: replay keeps many small
 #: long-lived objects, and CPython's defaults would walk them again and again (in the browser a
 #: walk of the whole heap is a visible pause).
@@ -71,6 +83,9 @@ class BrowserIo:
     def persist(self) -> None:
         self.shell.schedule_persist()
 
+    def persist_later(self) -> None:
+        self.shell.schedule_persist(PERSIST_LATER_S)
+
     def wake(self) -> None:
         self.shell.flush()
 
@@ -85,11 +100,14 @@ class BrowserShell:
         self.app = App(self.io, Store(PERSIST_DIR), config)
         self.socket: Any = None
         self._proxies: list[Any] = []
-        self._persist_scheduled = False
+        #: (loop time, handle) of the flush that is due, if any
+        self._persist_due: tuple[float, asyncio.Handle | asyncio.TimerHandle] | None = None
         self._render_scheduled = False
         #: ``time.perf_counter()`` before which the next render waits (see RENDER_BACKOFF)
         self._render_not_before = 0.0
         self._render_later: asyncio.Handle | None = None
+        #: the next render shows what the person just did (``App.render(acted=True)``)
+        self._acted = False
         #: ``time.perf_counter()`` when the worker last finished a frame or a render
         self._busy_until = 0.0
         self._delay = BACKOFF_S[0]
@@ -209,14 +227,21 @@ class BrowserShell:
         if link is not None:
             self._send(link.flush())
 
-    def schedule_persist(self) -> None:
-        if self._persist_scheduled:
+    def schedule_persist(self, delay_s: float = 0.0) -> None:
+        """Flush after ``delay_s`` (an earlier flush already due covers this one)."""
+        loop = asyncio.get_event_loop()
+        due = loop.time() + delay_s
+        if self._persist_due is not None and self._persist_due[0] <= due:
             return
-        self._persist_scheduled = True
-        asyncio.get_event_loop().call_soon(self._persist)
+        if self._persist_due is not None:
+            self._persist_due[1].cancel()
+        handle = (
+            loop.call_later(delay_s, self._persist) if delay_s else loop.call_soon(self._persist)
+        )
+        self._persist_due = (due, handle)
 
     def _persist(self) -> None:
-        self._persist_scheduled = False
+        self._persist_due = None
         self.env.persist()
 
     def schedule_render(self, *, at_once: bool = False) -> None:
@@ -238,7 +263,12 @@ class BrowserShell:
         self._render_scheduled = False
         self._render_later = None
         began = time.perf_counter()
-        self.app.render()
+        if self._acted:
+            self._acted = False
+            self.app.save_ui()
+            self.app.render(acted=True)
+        else:
+            self.app.render()
         ended = self._busy_until = time.perf_counter()
         self._render_not_before = ended + min((ended - began) * RENDER_BACKOFF, MAX_RENDER_DELAY_S)
 
@@ -251,7 +281,9 @@ class BrowserShell:
             for key, value in list(message.items()):
                 if isinstance(value, memoryview):
                     message[key] = bytes(value)
-            self.app.handle(message)
+            self.app.handle(message, render=False)
+            self._acted = True
+            self.schedule_render(at_once=True)
             if (
                 self.socket is None
                 and self.app.link is not None

@@ -32,6 +32,9 @@ class FakeIo:
     def persist(self) -> None:
         self.persists += 1
 
+    def persist_later(self) -> None:
+        self.persists += 1
+
     def wake(self) -> None:
         pass
 
