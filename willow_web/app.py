@@ -568,15 +568,13 @@ class App:
             return
         self._fix_selection()
         self.mark_read()
-        regions, appends, composer = render_regions(self)
+        hold = not acted and self._hold_list()
+        regions, appends, composer = render_regions(self, with_list=not hold)
         changed = [[k, v] for k, v in regions.items() if self._last.get(k) != v]
         for key, value in changed:
             self._last[key] = value
-        hold = not acted and self._hold_list()
         appended = []
         for key, (base, extra) in appends.items():
-            if hold:
-                continue
             full = base + extra
             if self._last.get(key) == full:
                 continue

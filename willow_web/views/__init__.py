@@ -37,9 +37,10 @@ class ViewCache:
 
 
 def render_regions(
-    app: App,
+    app: App, *, with_list: bool = True
 ) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, Any]]:
-    shown, new = message_list(app)
+    """``with_list=False``: the page keeps its message list this time, so it is not computed."""
+    lists: dict[str, tuple[str, str]] = {"message-list": message_list(app)} if with_list else {}
     regions: dict[str, str] = {
         "rail": rail(app),
         "sidebar": sidebar(app),
@@ -51,7 +52,7 @@ def render_regions(
         "banner": banner(app),
         "toasts": toasts(app),
     }
-    return regions, {"message-list": (shown, new)}, composer(app)
+    return regions, lists, composer(app)
 
 
 def composer(app: App) -> dict[str, Any]:
