@@ -240,7 +240,8 @@ class PeerConnection:
             if time.monotonic() - last_sync > self.sync_interval_s:
                 last_sync = time.monotonic()
                 for server in list(self.node.communities):
-                    self.node.request_sync(server)
+                    if not self.node.syncing(server):  # a catch-up under way is not restarted
+                        self.node.request_sync(server)
             self._queue.extend(self.carrier.drain())
             if set(self.carrier.topics()) != self._subscribed:
                 self._resubscribe(writer)

@@ -12,6 +12,15 @@ replay and storage workers, the agent, the network simulator. The shell delivers
 * answers (batches, end-of-history markers, snapshots, storage acknowledgements) go to the
   requester's inbox.
 
+Catching up (``request_sync`` with no peer) asks *one* provider, not every serving node: one
+that the replayed state grants ``SyncProvider``, picked by a per-requester ranking and rotated
+after each completed exchange, so two workers never both send a newcomer the same history.
+An exchange is a ``SyncRound``: one window of events in flight at a time, the next asked as
+soon as the last is in. If the provider stays silent for ``SYNC_SILENCE_MS`` (ticks measure it),
+the node asks the community topic instead and leaves that provider alone for a while, so a
+worker that is down costs a few seconds, not the catch-up. With no provider known yet (a
+newcomer), the request goes to the topic and the round follows the first node that answers.
+
 Events are self-authenticating, so a node takes them from anyone. What is *not* self-verifying
 counts only when its sender holds ``SyncProvider`` (or is an admin) in the community: an
 end-of-history marker, a storage acknowledgement. A snapshot is shown (marked unverified)
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from hashlib import blake2b
 
 from .client import Community
 from .encoding import decode, encode
@@ -43,9 +53,9 @@ from .sync import (
     SyncBatch,
     SyncDone,
     SyncRequest,
+    SyncRound,
     answer,
     history_up_to,
-    plan_requests,
     requester_has_more,
     snapshot_chunks,
 )
@@ -60,7 +70,16 @@ from .wire import (
     verify_envelope,
 )
 
-__all__ = ["Node", "SyncProgress", "ReceiptHook", "MAX_EVENTS_PER_ENVELOPE", "MAX_COMMUNITIES"]
+__all__ = [
+    "Node",
+    "SyncProgress",
+    "ReceiptHook",
+    "MAX_EVENTS_PER_ENVELOPE",
+    "MAX_COMMUNITIES",
+    "SYNC_SILENCE_MS",
+    "SILENT_PROVIDER_MS",
+    "MAX_ROUNDS",
+]
 
 #: Events in one live EVENTS envelope (a burst is split across envelopes).
 MAX_EVENTS_PER_ENVELOPE = 256
@@ -69,6 +88,22 @@ MAX_COMMUNITIES = 10_000
 #: After asking a peer back (its request showed heads we lack), wait this long before asking
 #: the same peer again for the same community: its answer is on the way.
 PULL_BACK_MS = 5_000
+#: A sync exchange with no batch or marker for this long is over. A live responder answers
+#: within a relay round trip plus its own lookup (milliseconds on a healthy path, a second or
+#: two for a loaded worker), so silence this long means it is down, restarting, or does not
+#: carry the community. An exchange with a provider the node picked then moves to the topic.
+SYNC_SILENCE_MS = 5_000
+#: A provider that left an exchange silent is not picked again for this long: it may be back
+#: by then (a restart), and until then every catch-up would first wait out its silence.
+SILENT_PROVIDER_MS = 60_000
+#: Exchanges in progress at once (one per community and peer, plus one automatic per
+#: community); beyond this the oldest is dropped (the next anti-entropy round asks again).
+MAX_ROUNDS = 4_096
+#: Senders whose answers to one request are counted (a request on the topic is answered by
+#: every serving node; more distinct senders than this are not tracked, their events still go in).
+MAX_ANSWERERS = 16
+#: Request ids remembered (late answers to older ones are just events, or ignored).
+MAX_REQUESTS = 4_096
 
 ReceiptHook = Callable[[bytes, Receipt], None]
 """``(server_id, receipt)`` after every batch of received events: how a client shell learns what
@@ -88,8 +123,14 @@ class SyncProgress:
     requested: int = 0
     batches: int = 0
     events: int = 0
-    #: end-of-history markers received from trusted providers
+    #: trusted providers whose exchange with us reached the end of their history
     complete_from: set[bytes] = field(default_factory=set)
+    #: automatic exchanges (``request_sync`` with no peer) completed; rotates the provider
+    rounds: int = 0
+    #: the provider the current (or last) automatic exchange asked; None: the community topic
+    provider: bytes | None = None
+    #: automatic exchanges moved to the topic because the picked provider stayed silent
+    fallbacks: int = 0
     #: an unverified snapshot's claimed state hash and heads (until history replays to it)
     snapshot_hash: bytes | None = None
     snapshot_heads: tuple[Head, ...] = ()
@@ -124,11 +165,19 @@ class Node:
         self.extra: dict[MessageKind, Callable[[Envelope, int], None]] = {}
         self._next_request = 1
         self._requests: dict[int, bytes] = {}
-        #: request id -> events received in batches for it (an end-of-history marker counts only
-        #: once the batches it announces are in)
-        self._received: dict[int, int] = {}
-        #: request id -> (sender, events announced, envelope) of a marker still waiting
-        self._done: dict[int, tuple[bytes, int, Envelope]] = {}
+        #: request id -> sender -> events received in its batches (a marker counts only once the
+        #: batches it announces are in)
+        self._received: dict[int, dict[bytes, int]] = {}
+        #: request id -> sender -> (marker, envelope) still waiting for its batches
+        self._done: dict[int, dict[bytes, tuple[SyncDone, Envelope]]] = {}
+        #: exchanges in progress: (community, peer) for an explicit peer, (community, None) for
+        #: the automatic one; and the request each one has in flight
+        self._rounds: dict[tuple[bytes, bytes | None], SyncRound] = {}
+        self._round_of: dict[int, SyncRound] = {}
+        #: (community, provider) -> until when it is not picked (it left an exchange silent)
+        self._silent: dict[tuple[bytes, bytes], int] = {}
+        #: the latest time the shell passed in (``tick``, ``receive``)
+        self._now = 0
         #: (community, peer) -> when we last asked that peer back
         self._pulled: dict[tuple[bytes, bytes], int] = {}
         self._snapshots: dict[int, SnapshotAssembler] = {}
@@ -143,9 +192,25 @@ class Node:
         return self
 
     def tick(self, now_ms: int) -> None:
-        """Periodic upkeep, about once a second: drop out-of-order events that waited too long."""
+        """Periodic upkeep, about once a second: drop out-of-order events that waited too long,
+        end silent sync exchanges (moving an automatic one to the community topic)."""
+        self._now = max(self._now, now_ms)
         for community in self.communities.values():
             community.managed.pending.expire(now_ms)
+        for slot, round_ in list(self._rounds.items()):
+            if round_.server not in self.communities:
+                self._end_round(slot)
+            elif round_.quiet is None:
+                round_.quiet = now_ms  # silence is measured from the first tick after a sign
+            elif now_ms - round_.quiet >= SYNC_SILENCE_MS:
+                self._end_round(slot)
+                if slot[1] is None and round_.responder is not None:
+                    # An automatic exchange whose responder went silent (the provider we
+                    # picked, or the node that answered on the topic): leave it alone for a
+                    # while and start again with the next provider, or on the topic.
+                    self._mark_silent(round_.server, round_.responder, now_ms)
+                    self.progress[round_.server].fallbacks += 1
+                    self.request_sync(round_.server)
 
     # --- topics and outbox ----------------------------------------------------------------
 
@@ -169,12 +234,16 @@ class Node:
         request_id = self._next_request
         self._next_request += 1
         self._requests[request_id] = server
-        if len(self._requests) > 4096:  # forget the oldest; late answers are just events
-            oldest = next(iter(self._requests))
-            del self._requests[oldest]
-            self._received.pop(oldest, None)
-            self._done.pop(oldest, None)
+        if len(self._requests) > MAX_REQUESTS:  # forget the oldest; late answers are just events
+            self._forget_request(next(iter(self._requests)))
         return request_id
+
+    def _forget_request(self, request_id: int) -> None:
+        self._requests.pop(request_id, None)
+        self._received.pop(request_id, None)
+        self._done.pop(request_id, None)
+        self._snapshots.pop(request_id, None)
+        self._round_of.pop(request_id, None)
 
     # --- communities ----------------------------------------------------------------------
 
@@ -194,8 +263,9 @@ class Node:
         self._topics.pop(community_topic(server_id), None)
         self.progress.pop(server_id, None)
         for request_id in [r for r, s in self._requests.items() if s == server_id]:
-            del self._requests[request_id]
-            self._snapshots.pop(request_id, None)
+            self._forget_request(request_id)
+        for slot in [k for k in self._rounds if k[0] == server_id]:
+            self._end_round(slot)
 
     def open(self, server_id: bytes) -> Community:
         """The community ``server_id``, empty if new (to be filled by sync)."""
@@ -234,15 +304,87 @@ class Node:
                 self._send(topic, MessageKind.EVENTS, body)
 
     def request_sync(self, server_id: bytes, peer: bytes | None = None) -> int:
-        """Ask ``peer`` (or the community's serving peers) for what we lack."""
-        community = self.open(server_id)
-        topic = community_topic(server_id) if peer is None else inbox_topic(peer)
-        requests = plan_requests(community.dag, 0)
-        for request in requests:
-            request = request._replace(request_id=self._request_id(server_id))
-            self._send(topic, MessageKind.SYNC_REQUEST, request.encode())
-        self.progress[server_id].requested += len(requests)
-        return len(requests)
+        """Ask ``peer`` for what we lack or, with no peer, one provider of the community (the
+        community topic if none is known). Starts an exchange (``SyncRound``), replacing one
+        already in progress with the same peer (or the automatic one); returns the number of
+        requests sent now (the rest follow as answers come in)."""
+        self.open(server_id)
+        chosen = False
+        if peer is None:
+            peer = self._choose(server_id)
+            chosen = peer is not None
+            self.progress[server_id].provider = peer
+        slot = (server_id, None if chosen or peer is None else peer)
+        old = self._rounds.get(slot)
+        round_ = SyncRound(server_id, peer, chosen=chosen)
+        if old is not None:
+            self._end_round(slot)
+            if old.peer == peer:
+                # Asking again does not reset the silence: a dead provider is found out even
+                # when anti-entropy asks more often than SYNC_SILENCE_MS.
+                round_.quiet = old.quiet
+        return self._start_round(slot, round_)
+
+    def syncing(self, server_id: bytes) -> bool:
+        """Whether an automatic exchange (``request_sync`` with no peer) is in progress."""
+        return (server_id, None) in self._rounds
+
+    def _choose(self, server: bytes) -> bytes | None:
+        """The provider to ask: granted ``SyncProvider`` in the replayed state, not ourselves,
+        not recently silent. Each node ranks the providers by a hash of its key and theirs (so
+        requesters spread over providers) and moves one down the ranking after every completed
+        automatic exchange (so no single provider's view is trusted forever)."""
+        community = self.communities.get(server)
+        if community is None or not community.ready:
+            return None
+        state = community.state
+        me = self.identity.public_key
+        now = self._now
+        silent = self._silent
+        providers = [
+            key
+            for key, granted in state.peer_permissions.items()
+            if Permission.SYNC_PROVIDER in granted
+            and key != me
+            and silent.get((server, key), now) <= now
+            and has_permission(state, key, Permission.SYNC_PROVIDER)
+        ]
+        if not providers:
+            return None
+        providers.sort(key=lambda key: blake2b(me + key, digest_size=16).digest())
+        return providers[self.progress[server].rounds % len(providers)]
+
+    def _mark_silent(self, server: bytes, provider: bytes, now_ms: int) -> None:
+        self._silent.pop((server, provider), None)
+        self._silent[(server, provider)] = now_ms + SILENT_PROVIDER_MS
+        if len(self._silent) > MAX_ROUNDS:
+            del self._silent[next(iter(self._silent))]
+
+    def _start_round(self, slot: tuple[bytes, bytes | None], round_: SyncRound) -> int:
+        self._rounds[slot] = round_
+        if len(self._rounds) > MAX_ROUNDS:
+            self._end_round(next(iter(self._rounds)))
+        return self._ask(round_)
+
+    def _end_round(self, slot: tuple[bytes, bytes | None]) -> None:
+        round_ = self._rounds.pop(slot, None)
+        if round_ is not None and round_.request_id is not None:
+            self._round_of.pop(round_.request_id, None)
+
+    def _ask(self, round_: SyncRound) -> int:
+        """Send the round's next request: to its responder's inbox (the peer asked, or the node
+        that answered on the topic first), or the community topic while nobody has answered."""
+        community = self.communities.get(round_.server)
+        if community is None:
+            return 0
+        request_id = self._request_id(round_.server)
+        request = round_.next_request(community.dag, request_id)
+        self._round_of[request_id] = round_
+        to = round_.responder
+        topic = community_topic(round_.server) if to is None else inbox_topic(to)
+        self._send(topic, MessageKind.SYNC_REQUEST, request.encode())
+        self.progress[round_.server].requested += 1
+        return 1
 
     def request_snapshot(self, server_id: bytes, peer: bytes | None = None) -> int:
         self.open(server_id)
@@ -261,6 +403,7 @@ class Node:
 
     def receive(self, envelope_bytes: bytes, now_ms: int) -> None:
         """Handle one envelope from the relay. Bad input is counted, never raised."""
+        self._now = max(self._now, now_ms)
         try:
             env = open_envelope(envelope_bytes)
         except RemoteError:
@@ -289,7 +432,7 @@ class Node:
         elif kind is MessageKind.SYNC_REQUEST:
             self._on_sync_request(env, now_ms)
         elif kind is MessageKind.SYNC_BATCH:
-            self._on_batch(SyncBatch.decode(env.body), now_ms)
+            self._on_batch(env, SyncBatch.decode(env.body), now_ms)
         elif kind is MessageKind.SYNC_DONE:
             self._on_done(env, SyncDone.decode(env.body))
         elif kind is MessageKind.SNAPSHOT_REQUEST:
@@ -350,7 +493,15 @@ class Node:
             return
         receipt = self._take(server, wires, now_ms)
         community = self.communities.get(server)  # a store hook may have dropped it
-        if receipt is not None and receipt.buffered and community is not None and community.ready:
+        if (
+            receipt is not None
+            and receipt.buffered
+            and community is not None
+            and community.ready
+            # An exchange under way (a catch-up, or one with the sender) will bring it.
+            and (server, None) not in self._rounds
+            and (server, env.sender) not in self._rounds
+        ):
             # A gap: we missed something while away. Ask the sender for what we lack.
             self.request_sync(server, env.sender)
 
@@ -372,8 +523,9 @@ class Node:
         request = SyncRequest.decode(env.body)
         if not self._may_answer(env, request.server):
             return
-        dag = self.communities[request.server].dag
-        batches, done = answer(dag, request)
+        managed = self.communities[request.server].managed
+        dag = managed.dag
+        batches, done = answer(dag, request, order=managed.order)
         for batch in batches:
             self._reply(env, MessageKind.SYNC_BATCH, batch.encode())
         self._reply(env, MessageKind.SYNC_DONE, done.encode())
@@ -386,7 +538,7 @@ class Node:
                     del self._pulled[next(iter(self._pulled))]
                 self.request_sync(request.server, env.sender)
 
-    def _on_batch(self, batch: SyncBatch, now_ms: int) -> None:
+    def _on_batch(self, env: Envelope, batch: SyncBatch, now_ms: int) -> None:
         if self._requests.get(batch.request_id) != batch.server:
             return  # not an answer to anything we asked
         progress = self.progress.get(batch.server)
@@ -394,12 +546,15 @@ class Node:
             return
         progress.batches += 1
         progress.events += len(batch.events)
-        self._received[batch.request_id] = self._received.get(batch.request_id, 0) + len(
-            batch.events
-        )
+        counts = self._received.setdefault(batch.request_id, {})
+        if env.sender in counts or len(counts) < MAX_ANSWERERS:
+            counts[env.sender] = counts.get(env.sender, 0) + len(batch.events)
+        round_ = self._round_of.get(batch.request_id)
+        if round_ is not None and round_.responder in (None, env.sender):
+            round_.quiet = None  # a sign of life: the silence clock starts again
         self._take(batch.server, batch.events, now_ms)
         self._check_snapshot(batch.server)
-        self._check_done(batch.request_id)
+        self._check_done(batch.request_id, env.sender)
 
     def trusted(self, server: bytes, peer: bytes) -> bool:
         """Whether ``peer`` may vouch for history in ``server`` (SyncProvider or admin)."""
@@ -411,23 +566,55 @@ class Node:
     def _on_done(self, env: Envelope, done: SyncDone) -> None:
         if self._requests.get(done.request_id) != done.server:
             return
-        self._done[done.request_id] = (env.sender, done.sent, env)
-        self._check_done(done.request_id)
+        markers = self._done.setdefault(done.request_id, {})
+        if env.sender not in markers and len(markers) >= MAX_ANSWERERS:
+            return
+        markers[env.sender] = (done, env)
+        round_ = self._round_of.get(done.request_id)
+        if round_ is not None and round_.responder in (None, env.sender):
+            round_.quiet = None
+        self._check_done(done.request_id, env.sender)
 
-    def _check_done(self, request_id: int) -> None:
-        """Count an end-of-history marker once its batches are in and its sender is trusted."""
-        pending = self._done.get(request_id)
+    def _check_done(self, request_id: int, sender: bytes) -> None:
+        """Act on ``sender``'s marker for ``request_id`` once the batches it announces are in.
+
+        The marker of the exchange's responder (for a request on the topic: the first node whose
+        marker comes in) moves the exchange on: the next window, the next page, or the end. The
+        end counts in ``complete_from`` only from a trusted provider whose envelope signature
+        verifies. A marker from anyone else (another serving node answering the same topic
+        request) only counts if it is a trusted end of history.
+        """
+        markers = self._done.get(request_id)
         server = self._requests.get(request_id)
-        if pending is None or server is None:
+        if markers is None or server is None or sender not in markers:
             return
-        sender, sent, env = pending
-        if self._received.get(request_id, 0) < sent:
-            return  # batches still in flight (or lost: the next sync round asks again)
+        done, env = markers[sender]
+        if self._received.get(request_id, {}).get(sender, 0) < done.sent:
+            return  # batches still in flight (or lost: the exchange goes silent and ends)
         progress = self.progress.get(server)
-        if progress is None or not self.communities[server].ready:
+        community = self.communities.get(server)
+        if progress is None or community is None or not community.ready:
+            return  # waits for genesis (a marker that overtook the first batches)
+        del markers[sender]
+        round_ = self._round_of.get(request_id)
+        if round_ is None or round_.responder not in (None, sender):
+            if done.cursor is None and self.trusted(server, sender) and verify_envelope(env):
+                progress.complete_from.add(sender)
             return
-        del self._done[request_id]
-        if self.trusted(server, sender) and verify_envelope(env):
+        if not verify_envelope(env):
+            # Only the signature binds a cursor to its responder: a forged one could skip events.
+            raise DecodeError("sync marker with a bad envelope signature")
+        del self._round_of[request_id]
+        round_.responder = sender
+        round_.quiet = None
+        round_.answered(done.cursor)
+        if not round_.done:
+            self._ask(round_)
+            return
+        self._end_round((server, None if round_.chosen or round_.peer is None else round_.peer))
+        if round_.peer is None or round_.chosen:
+            progress.rounds += 1
+        if self.trusted(server, sender):
             progress.complete_from.add(sender)
 
     def _on_snapshot_request(self, env: Envelope) -> None:

@@ -1,4 +1,4 @@
-"""Sync (D9), sans I/O: heads pages in, byte-budgeted batches of missing events out.
+"""Sync (D9), sans I/O: heads pages in, byte-budgeted windows of missing events out.
 
 Theory of operation. A requester describes what it has as *heads* (author -> seq and id of
 its latest event), paged by author id so no request carries more than ``MAX_HEADS`` entries:
@@ -13,9 +13,19 @@ knows in the range it sends
   the requester must learn the other branch; forks are rare and bounded by rate limits).
 
 Events are sent in the deterministic order (parents first), packed into batches of at most
-``BATCH_BYTES``, then a ``SyncDone`` end-of-history marker. The requester feeds batches to its
-community like any other events; anything arriving before its parents waits in the pending
-buffer. Sync is symmetric: each side requests from the other, so both converge.
+``BATCH_BYTES``, then a ``SyncDone`` marker. **Flow control:** one answer carries at most
+``WINDOW_BYTES``; if events remain, its marker names the order key ``(depth, id)`` of the last
+event sent (the *cursor*) instead of saying "end of history", and the requester, once that
+window is in, asks again with ``after`` = the cursor (and its new heads): the responder skips
+every event whose key is not above it. The cursor, not the heads, is what guarantees progress
+(an author that forked, or events waiting for another page's parents, would otherwise be sent
+again and again); the heads keep a mostly-synced requester from being sent what it holds. A
+requester keeps one window in flight per exchange (``SyncRound``), so a reader that is slow to
+verify never has more than a window queued for it at the relay.
+
+The requester feeds batches to its community like any other events; anything arriving before
+its parents waits in the pending buffer. Sync is symmetric: each side requests from the other,
+so both converge.
 
 Snapshots (for a peer with nothing) carry a materialized state and its hash in chunks; the
 receiver shows it *unverified* and verifies it by replaying the full history in the background
@@ -24,7 +34,8 @@ receiver shows it *unverified* and verifies it by replaying the full history in 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from hashlib import sha256
 from typing import NamedTuple
 
@@ -33,11 +44,13 @@ from .encoding import decode, encode
 from .errors import DecodeError
 from .event import Event
 from .managed import ManagedDag
+from .order import OrderKey
 from .state import ServerState, state_from_obj
 
 __all__ = [
     "MAX_HEADS",
     "BATCH_BYTES",
+    "WINDOW_BYTES",
     "SNAPSHOT_CHUNK_BYTES",
     "MAX_SNAPSHOT_BYTES",
     "Head",
@@ -46,7 +59,9 @@ __all__ = [
     "SyncDone",
     "SnapshotRequest",
     "SnapshotChunk",
+    "SyncRound",
     "plan_requests",
+    "page_request",
     "answer",
     "missing_events",
     "requester_has_more",
@@ -64,10 +79,20 @@ __all__ = [
 MAX_HEADS = 256
 #: Event bytes per batch: a batch and its envelope fit in one 256 KiB frame.
 BATCH_BYTES = 192 * 1024
+#: Event bytes in one answer (two full batches) before the responder stops and names a cursor.
+#: A requester has one window in flight per exchange and a reader busy verifying leaves it in
+#: the relay's send buffer for that connection (``relay.limits.SEND_BUFFER_BYTES`` = 1 MiB): two
+#: serving nodes answering one request on the community topic (768 KiB) plus live traffic still
+#: fit, so a catch-up never gets the reader dropped as a slow consumer. Larger windows save few
+#: round trips (a window is ~1,000 events; the requester spends far longer verifying them).
+WINDOW_BYTES = 2 * BATCH_BYTES
 SNAPSHOT_CHUNK_BYTES = 192 * 1024
 #: A snapshot larger than this is refused (about a million messages).
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
 _MAX_BODY = 256 * 1024
+#: The order scan (``answer`` with ``order``) is used when at least this share of the events
+#: after the cursor is missing; sparser answers sort the few missing events instead.
+_SCAN_DENSITY = 4
 
 
 class Head(NamedTuple):
@@ -88,23 +113,38 @@ def is_opt_id(value: object) -> bool:
     return value is None or is_id(value)
 
 
+def _key_obj(key: OrderKey | None) -> list[object] | None:
+    return None if key is None else [key[0], key[1]]
+
+
+def _decode_key(value: object, what: str) -> OrderKey | None:
+    """``null`` or ``[uint depth, bytes(32) id]``: an order key on the wire."""
+    if value is None:
+        return None
+    if type(value) is not list or len(value) != 2 or not is_uint(value[0]) or not is_id(value[1]):
+        raise DecodeError(f"malformed {what}")
+    return (value[0], value[1])
+
+
 class SyncRequest(NamedTuple):
     request_id: int
     server: bytes
     heads: tuple[Head, ...]
     lo: bytes | None
     hi: bytes | None
+    #: continue after this order key (a previous answer's cursor); None: from the start
+    after: OrderKey | None = None
 
     def encode(self) -> bytes:
         heads = [[h.author, h.seq, h.id] for h in self.heads]
-        return encode([self.request_id, self.server, heads, self.lo, self.hi])
+        return encode([self.request_id, self.server, heads, self.lo, self.hi, _key_obj(self.after)])
 
     @classmethod
     def decode(cls, body: bytes) -> SyncRequest:
         v = decode(body, max_bytes=_MAX_BODY)
         if (
             type(v) is not list
-            or len(v) != 5
+            or len(v) != 6
             or not is_uint(v[0])
             or not is_id(v[1])
             or type(v[2]) is not list
@@ -112,6 +152,7 @@ class SyncRequest(NamedTuple):
             or not is_opt_id(v[4])
         ):
             raise DecodeError("malformed sync request")
+        after = _decode_key(v[5], "sync request cursor")
         if len(v[2]) > MAX_HEADS:
             raise DecodeError(f"heads summary over {MAX_HEADS} authors")
         heads = []
@@ -125,9 +166,11 @@ class SyncRequest(NamedTuple):
         if authors != sorted(set(authors)):
             raise DecodeError("heads must be in ascending author order, once each")
         lo, hi = v[3], v[4]
+        if lo is not None and hi is not None and hi <= lo:
+            raise DecodeError("empty author range")
         if any((lo is not None and a <= lo) or (hi is not None and a > hi) for a in authors):
             raise DecodeError("a head lies outside the request's author range")
-        return cls(v[0], v[1], tuple(heads), lo, hi)
+        return cls(v[0], v[1], tuple(heads), lo, hi, after)
 
 
 class SyncBatch(NamedTuple):
@@ -156,23 +199,29 @@ class SyncBatch(NamedTuple):
 
 
 class SyncDone(NamedTuple):
-    """End of history for one request: ``sent`` events in total."""
+    """The marker ending one answer: ``sent`` events in its batches; ``cursor`` None means end
+    of history, otherwise the answer stopped at its window and the requester continues after
+    ``cursor`` (the order key of the last event sent)."""
 
     request_id: int
     server: bytes
     sent: int
+    cursor: OrderKey | None = None
 
     def encode(self) -> bytes:
-        return encode([self.request_id, self.server, self.sent])
+        return encode([self.request_id, self.server, self.sent, _key_obj(self.cursor)])
 
     @classmethod
     def decode(cls, body: bytes) -> SyncDone:
         v = decode(body, max_bytes=_MAX_BODY)
-        if type(v) is not list or len(v) != 3 or not is_uint(v[0]) or not is_id(v[1]):
+        if type(v) is not list or len(v) != 4 or not is_uint(v[0]) or not is_id(v[1]):
             raise DecodeError("malformed sync done")
         if not is_uint(v[2]):
             raise DecodeError("malformed sync done")
-        return cls(v[0], v[1], v[2])
+        cursor = _decode_key(v[3], "sync done cursor")
+        if cursor is not None and v[2] == 0:
+            raise DecodeError("a cursor without events sent")
+        return cls(v[0], v[1], v[2], cursor)
 
 
 class SnapshotRequest(NamedTuple):
@@ -242,6 +291,88 @@ def plan_requests(dag: EventDag, first_request_id: int) -> list[SyncRequest]:
     return requests
 
 
+def _in_range(author: bytes, lo: bytes | None, hi: bytes | None) -> bool:
+    return (lo is None or author > lo) and (hi is None or author <= hi)
+
+
+def page_request(
+    dag: EventDag,
+    request_id: int,
+    lo: bytes | None,
+    hi: bytes | None,
+    after: OrderKey | None = None,
+) -> tuple[SyncRequest, bytes | None]:
+    """The request for the page ``(lo, hi]`` continuing after ``after``, listing every head
+    ``dag`` holds in it. If that is more than ``MAX_HEADS``, the page is cut after the
+    ``MAX_HEADS``-th author: the request covers ``(lo, cut]`` and ``cut`` is returned, the rest
+    ``(cut, hi]`` still to be asked (with the same ``after``: the answer's order restricted to
+    fewer authors is a subsequence of the same order). Otherwise the second value is None."""
+    heads = [
+        h for h in _heads(dag) if _in_range(h.author, lo, hi)
+    ]  # sorted by author, as _heads returns them
+    cut: bytes | None = None
+    if len(heads) > MAX_HEADS:
+        heads = heads[:MAX_HEADS]
+        cut = heads[-1].author
+    request = SyncRequest(
+        request_id, dag.server_id, tuple(heads), lo, hi if cut is None else cut, after
+    )
+    return request, cut
+
+
+class SyncRound:
+    """The requester's side of one exchange with one responder (or the community topic).
+
+    The author space is walked page by page, left to right, one request in flight at a time:
+    ``segments`` holds the pages still to finish as ``(lo, hi, after)``. A page is asked with
+    ``page_request``; an answer that stopped at its window moves the page's ``after`` to the
+    answer's cursor and the page is asked again (with the requester's new heads); an answer
+    that reached the end finishes the page. The round is done when no page is left.
+
+    Pure bookkeeping: the node decides whom to send to, whom to believe, and when to give up.
+    """
+
+    __slots__ = ("server", "peer", "chosen", "segments", "request_id", "responder", "quiet")
+
+    def __init__(self, server: bytes, peer: bytes | None, *, chosen: bool = False) -> None:
+        self.server = server
+        #: whom the requests go to (None: the community topic)
+        self.peer = peer
+        #: the node picked ``peer`` itself (a silent one is replaced by the topic)
+        self.chosen = chosen
+        self.segments: list[tuple[bytes | None, bytes | None, OrderKey | None]] = [
+            (None, None, None)
+        ]
+        #: the request in flight (its answer continues the round)
+        self.request_id: int | None = None
+        #: the node whose answers this round follows (on the topic: the first marker's sender)
+        self.responder: bytes | None = peer
+        #: when the round was last heard from (ms); None until the next tick stamps it
+        self.quiet: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return not self.segments
+
+    def next_request(self, dag: EventDag, request_id: int) -> SyncRequest:
+        """The request for the first unfinished page (cutting it if it has too many heads)."""
+        lo, hi, after = self.segments[0]
+        request, cut = page_request(dag, request_id, lo, hi, after)
+        if cut is not None:
+            self.segments[0:1] = [(lo, cut, after), (cut, hi, after)]
+        self.request_id = request_id
+        return request
+
+    def answered(self, cursor: OrderKey | None) -> None:
+        """The first page's current request was answered up to ``cursor`` (None: its end)."""
+        lo, hi, _ = self.segments[0]
+        if cursor is None:
+            del self.segments[0]
+        else:
+            self.segments[0] = (lo, hi, cursor)
+        self.request_id = None
+
+
 # --- responder ------------------------------------------------------------------------------
 
 
@@ -252,23 +383,25 @@ def requester_has_more(dag: EventDag, request: SyncRequest) -> bool:
     return any(h.id not in events for h in request.heads)
 
 
-def missing_events(dag: EventDag, request: SyncRequest) -> list[Event]:
-    """The events of ``dag`` that the requester lacks, in the deterministic order."""
+def _plan(
+    dag: EventDag, request: SyncRequest
+) -> tuple[dict[bytes, int], dict[bytes, bytes | None], int]:
+    """Per author in range, what the requester lacks (section 13.3): ``starts[author]`` = the
+    first seq to send of a chain, ``forked[author]`` = the one id not to send of a forked
+    author (or None); and how many chain events that makes."""
     theirs = {h.author: h for h in request.heads}
     lo, hi = request.lo, request.hi
-    out: list[Event] = []
     events = dag.events
+    starts: dict[bytes, int] = {}
+    forked: dict[bytes, bytes | None] = {}
+    count = 0
     for author, chain in dag.chains.items():
         if (lo is not None and author <= lo) or (hi is not None and author > hi):
             continue
         head = theirs.get(author)
         if author in dag.fork_seq:
             # Every branch: the requester must hold both to judge the fork as we do.
-            out.extend(
-                e
-                for e in events.values()
-                if e.author == author and (head is None or e.id != head.id)
-            )
+            forked[author] = None if head is None else head.id
             continue
         if head is None:
             start = 1
@@ -280,29 +413,99 @@ def missing_events(dag: EventDag, request: SyncRequest) -> list[Event]:
             # Their head is unknown yet not newer than ours: they hold a branch we lack, so
             # the author forked; send our whole branch so they can record the fork too.
             start = 1
-        out.extend(events[chain[seq]] for seq in range(start, len(chain) + 1))
+        if start <= len(chain):
+            starts[author] = start
+            count += len(chain) - start + 1
+    return starts, forked, count
+
+
+def missing_events(
+    dag: EventDag, request: SyncRequest, order: Sequence[Event] | None = None
+) -> list[Event]:
+    """The events of ``dag`` that the requester lacks after ``request.after``, in the
+    deterministic order.
+
+    Args:
+        order: ``dag``'s events sorted by ``(depth, id)`` (``ManagedDag.order``), if the caller
+            has it: then a dense answer is read off it instead of sorted.
+    """
+    return list(_missing(dag, request, order))
+
+
+def _missing(dag: EventDag, request: SyncRequest, order: Sequence[Event] | None) -> Iterable[Event]:
+    starts, forked, count = _plan(dag, request)
     depth = dag.depth
+    after = request.after
+    if order is not None:
+        first = (
+            0 if after is None else bisect_right(order, after, key=lambda e: (depth[e.id], e.id))
+        )
+        if (count + len(forked)) * _SCAN_DENSITY >= len(order) - first:
+            return _scan(order, first, starts, forked)
+    events = dag.events
+    out: list[Event] = []
+    for author, start in starts.items():
+        chain = dag.chains[author]
+        out.extend(events[chain[seq]] for seq in range(start, len(chain) + 1))
+    for author, head in forked.items():
+        out.extend(e for e in events.values() if e.author == author and e.id != head)
+    if after is not None:
+        out = [e for e in out if (depth[e.id], e.id) > after]
     out.sort(key=lambda ev: (depth[ev.id], ev.id))
     return out
 
 
-def answer(dag: EventDag, request: SyncRequest) -> tuple[list[SyncBatch], SyncDone]:
-    """Batches (each within ``BATCH_BYTES``) and the end-of-history marker for ``request``."""
+def _scan(
+    order: Sequence[Event], first: int, starts: dict[bytes, int], forked: dict[bytes, bytes | None]
+) -> Iterable[Event]:
+    """The missing events, read off the order from position ``first`` on (lazily: an answer
+    stops at its window, so a catch-up costs each event once, not a sort per window)."""
+    for i in range(first, len(order)):
+        ev = order[i]
+        start = starts.get(ev.author)
+        if start is not None:
+            if ev.seq >= start:
+                yield ev
+        elif ev.author in forked and ev.id != forked[ev.author]:
+            yield ev
+
+
+def answer(
+    dag: EventDag,
+    request: SyncRequest,
+    *,
+    order: Sequence[Event] | None = None,
+    window: int = WINDOW_BYTES,
+) -> tuple[list[SyncBatch], SyncDone]:
+    """Batches (each within ``BATCH_BYTES``, together within ``window``) and the marker.
+
+    Events are counted as their wire length plus 4. An answer holds at least one event if
+    anything is missing; it stops before the event that would take it over ``window``, and
+    then its marker's cursor is the order key of the last event it holds.
+    """
     batches: list[SyncBatch] = []
     current: list[bytes] = []
     size = 0
+    total = 0
     sent = 0
-    for ev in missing_events(dag, request):
+    last: Event | None = None
+    cursor: OrderKey | None = None
+    for ev in _missing(dag, request, order):
         wire = ev.wire
+        if last is not None and total + len(wire) > window:
+            cursor = (dag.depth[last.id], last.id)
+            break
         if current and size + len(wire) > BATCH_BYTES:
             batches.append(SyncBatch(request.request_id, dag.server_id, tuple(current), True))
             current, size = [], 0
         current.append(wire)
         size += len(wire) + 4
+        total += len(wire) + 4
         sent += 1
+        last = ev
     if current:
         batches.append(SyncBatch(request.request_id, dag.server_id, tuple(current), False))
-    return batches, SyncDone(request.request_id, dag.server_id, sent)
+    return batches, SyncDone(request.request_id, dag.server_id, sent, cursor)
 
 
 # --- snapshots ------------------------------------------------------------------------------
