@@ -34,6 +34,8 @@ class ViewCache:
     anchors: dict[bytes, int] = field(default_factory=dict)
     memo: ListMemo | None = None
     waiting: WaitingMemo | None = None
+    #: (message id, sealed box) found corrupt when opened
+    corrupt: set[tuple[bytes, bytes]] = field(default_factory=set)
 
 
 def render_regions(

@@ -23,6 +23,7 @@ from .common import (
     name_of,
     opened,
     thread_name,
+    unreadable,
 )
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _waiting(app: App, state: ServerState, channel_id: bytes) -> str:
         return ""
     managed = community.managed
     messages = state.channels[channel_id].messages
-    stamp = (managed.rewinds, channel_id, app.ui.community)
+    stamp = (managed.rewinds, channel_id, app.ui.community, len(app.view_cache.corrupt))
     memo = app.view_cache.waiting
     if (
         memo is None
@@ -112,9 +113,9 @@ def _waiting(app: App, state: ServerState, channel_id: bytes) -> str:
         message = state.messages.get(message_id)
         if message is None or message.sealed is None or message.deleted:
             continue
-        result = opened(app, message)
-        if result.reason is not None:
-            counts[result.reason.value] = counts.get(result.reason.value, 0) + 1
+        reason = unreadable(app, message)
+        if reason is not None:
+            counts[reason.value] = counts.get(reason.value, 0) + 1
     memo.counted, memo.order_len = len(messages), len(managed.order)
     app.view_cache.waiting = memo
     if not counts:

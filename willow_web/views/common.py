@@ -6,7 +6,7 @@ import base64
 import time
 from typing import TYPE_CHECKING
 
-from willow_core.keyring import Opened
+from willow_core.keyring import Opened, Unreadable
 from willow_core.permissions import Permission, has_channel_permission, has_permission
 from willow_core.state import ChatMessage, ServerState, Thread
 
@@ -28,6 +28,7 @@ __all__ = [
     "emoji_urls",
     "ago",
     "opened",
+    "unreadable",
     "thread_name",
     "ALLOWED_EMOJI_MIME",
 ]
@@ -120,7 +121,25 @@ def opened(app: App, message: ChatMessage) -> Opened:
     community = app.community
     if message.sealed is None or community is None or not community.ready:
         return Opened(message.body)
-    return community.keyring.open_message(community.state, message)
+    result = community.keyring.open_message(community.state, message)
+    if result.reason is Unreadable.CORRUPT:
+        app.view_cache.corrupt.add((message.id, message.sealed.box))
+    return result
+
+
+def unreadable(app: App, message: ChatMessage) -> Unreadable | None:
+    """Why a sealed message cannot be read, without decrypting it: its epoch key's status, or
+    CORRUPT if opening it failed before. So counting a channel's unreadable messages costs no
+    decryption (a catch-up of thousands stays cheap); a box that is corrupt under a key we hold
+    is counted once it has been opened (shown)."""
+    community = app.community
+    sealed = message.sealed
+    if sealed is None or community is None or not community.ready:
+        return None
+    if (message.id, sealed.box) in app.view_cache.corrupt:
+        return Unreadable.CORRUPT
+    value = community.keyring.key(community.state, message.channel, sealed.key)
+    return value if isinstance(value, Unreadable) else None
 
 
 def thread_name(app: App, thread: Thread) -> str:
