@@ -7,10 +7,11 @@ the code off a dark-themed screen too.
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 from .html import Markup
 
-__all__ = ["qr_svg", "qr_matrix"]
+__all__ = ["qr_svg", "qr_matrix", "MAX_CACHED_CODES"]
 
 
 def qr_matrix(text: str) -> list[list[bool]]:
@@ -21,6 +22,12 @@ def qr_matrix(text: str) -> list[list[bool]]:
     return [[bool(v) for v in row] for row in code.matrix]
 
 
+#: Codes kept: encoding one costs tens of milliseconds in the browser, and an open invite
+#: dialog is redrawn whenever anything arrives.
+MAX_CACHED_CODES = 16
+
+
+@lru_cache(maxsize=MAX_CACHED_CODES)
 def qr_svg(text: str) -> Markup:
     """An SVG QR code of ``text``; the SVG is produced by the encoder, not from user text."""
     import segno
