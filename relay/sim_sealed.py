@@ -31,13 +31,35 @@ use no age limit (``SETTLED_POLICY``): otherwise every step would rotate again.
 
 Entropy (epoch keys, ephemeral keys, salts) comes from a ``random.Random`` seeded per run, so a
 seed still replays exactly.
+
+**Two fault models**, run many seeds of either with ``python -m relay.sim_sealed`` (see
+``main``; ``--help``):
+
+* ``issue`` (issue 5's acceptance): lossy, duplicating and reordering links, partitions,
+  crashes, disconnects and the concurrent rotation, beside kicks, bans and leaves in the
+  workload; no peer equivocates. Every sealed message must end readable by every current reader
+  who may read it: ``undecryptable``, ``key-lost`` and ``unexplained`` must all be zero.
+  During the run a reader may still see ``KEY_LOST`` while every holder of an epoch is out
+  (left or kicked); a holder who rejoins shares it again and the message reads after all
+  (counted as ``key-lost-later-read``).
+* ``equivocation``: the same plus stale-store restarts, so a peer may sign two events at one
+  seq (the default ``WorkloadConfig``, and what ``tests/sim`` runs). A member who equivocates
+  stops counting as a reader, so an epoch only such members held is lost for good
+  (``KEY_LOST``, accepted and counted apart); nothing else may stay unreadable.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import random
+import sys
+import time
 from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from typing import TYPE_CHECKING
 
 from willow_core.client import Community
@@ -66,6 +88,10 @@ __all__ = [
     "MAX_KEY_STEPS",
     "SealedReport",
     "SealedTraffic",
+    "FAULT_MODELS",
+    "Tally",
+    "run_seeds",
+    "main",
 ]
 
 #: During the run: epochs older than 1.5 s or with 6 sealed messages are replaced.
@@ -74,6 +100,12 @@ RUN_POLICY = KeyPolicy(max_age_ms=1_500, max_messages=6)
 SETTLED_POLICY = KeyPolicy(max_age_ms=0, max_messages=6)
 #: Settling steps before giving up (a failure: key work that never ends).
 MAX_KEY_STEPS = 40
+#: Fault model -> stale-store restarts (equivocations) a run may draw; all else is shared.
+FAULT_MODELS = {"issue": 0, "equivocation": 1}
+#: Seeds a worker process takes at a time (big enough to amortize the hand-off).
+SEED_CHUNK = 25
+#: Failing seeds whose details ``main`` prints.
+SHOWN_FAILURES = 3
 #: A since-joining reader cannot read a message whose sender had seen its join and its key.
 _GAP = "after-join-and-key-seen"
 
@@ -131,6 +163,10 @@ class SealedTraffic:
         self._transient: set[tuple[str, bytes]] = set()
         #: ...and of those, the ones the peer read later (the key arrived; retried by itself)
         self._resolved: set[tuple[str, bytes]] = set()
+        #: (peer, message) seen as KEY_LOST, and those the peer read later all the same: the
+        #: only holders had left or been kicked, and one came back (rejoined) and shared it
+        self._lost: set[tuple[str, bytes]] = set()
+        self._lost_resolved: set[tuple[str, bytes]] = set()
         #: peer -> events its replica held when it last looked at the channel
         self._looked: dict[str, int] = {}
         #: sealed box -> (members, readers) in its sender's view when it was sealed
@@ -311,6 +347,8 @@ class SealedTraffic:
             if opened.text is not None:
                 if (sn.name, message.id) in self._transient:
                     self._resolved.add((sn.name, message.id))
+                if (sn.name, message.id) in self._lost:
+                    self._lost_resolved.add((sn.name, message.id))
                 continue
             if not isinstance(opened.reason, Unreadable):
                 self.unexplained += 1
@@ -318,6 +356,8 @@ class SealedTraffic:
             self._seen.add((sn.name, message.id, opened.reason))
             if opened.reason.transient:
                 self._transient.add((sn.name, message.id))
+            elif opened.reason is Unreadable.KEY_LOST:
+                self._lost.add((sn.name, message.id))
 
     # --- after the run --------------------------------------------------------------------
 
@@ -414,6 +454,8 @@ class SealedTraffic:
                     final["read-by-workers"] += 1
         observed: Counter[str] = Counter(reason.name for _, _, reason in self._seen)
         observed["transient-later-read"] = len(self._resolved)
+        if self._lost_resolved:
+            observed["key-lost-later-read"] = len(self._lost_resolved)
         # Every transient that was never read by its peer, and why: the peer is no reader any
         # more (kicked, left, equivocated), the message is gone (deleted, or refused once the
         # order settled), since-joining history, or a lost key.
@@ -465,3 +507,131 @@ class SealedTraffic:
         if sn.key not in members:
             return "sender-had-not-seen-the-join"
         return "sender-had-not-seen-the-key"
+
+
+# --- many seeds from the command line -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Tally:
+    """Sealed-channel outcomes summed over many seeds of one fault model."""
+
+    model: str
+    seeds: int = 0
+    failed: list[str] = field(default_factory=list)
+    forked_runs: int = 0
+    #: at the end, per (current reader, sealed message)
+    final: Counter[str] = field(default_factory=Counter)
+    #: during the run, per distinct (peer, message, reason)
+    observed: Counter[str] = field(default_factory=Counter)
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def add(self, summary: tuple[int, bool, str, int, dict[str, dict[str, int]]]) -> None:
+        seed, ok, detail, forks, groups = summary
+        self.seeds += 1
+        if not ok:
+            self.failed.append(f"seed {seed}: {detail}")
+        self.forked_runs += forks > 0
+        self.final.update(groups["final"])
+        self.observed.update(groups["observed"])
+        self.counters.update(groups["counters"])
+
+    def _sum(self, prefix: str) -> int:
+        return sum(v for k, v in self.final.items() if k.startswith(prefix))
+
+    @property
+    def headline(self) -> dict[str, int]:
+        """The counts the acceptance names, per (current reader, sealed message) at the end,
+        and the unreadable sightings during the run (each one carried its reason, or was
+        counted ``unexplained``)."""
+        transient = [r.name for r in Unreadable if r.transient]
+        return {
+            "readable": self.final["readable"],
+            "NOT_A_READER": self._sum("not-a-reader/"),
+            "undecryptable": self._sum("undecryptable/"),
+            "KEY_LOST": self._sum("key-lost/"),
+            "transient-with-reason": sum(self.observed[name] for name in transient),
+            "transient-later-read": self.observed["transient-later-read"],
+            "KEY_LOST-during-run": self.observed["KEY_LOST"],
+            "KEY_LOST-later-read": self.observed["key-lost-later-read"],
+            "unexplained": self.observed["unexplained"],
+        }
+
+    @property
+    def clean(self) -> bool:
+        """No failed seed, nothing unexplained, nothing undecryptable; ``KEY_LOST`` only
+        where members equivocated (the fault model without equivocation allows none)."""
+        counts = self.headline
+        lost_ok = self.model != "issue"
+        return (
+            not self.failed
+            and counts["undecryptable"] == 0
+            and counts["unexplained"] == 0
+            and (lost_ok or counts["KEY_LOST"] == 0)
+        )
+
+    def describe(self) -> str:
+        lines = [
+            f"{self.model}: {self.seeds} seeds, {len(self.failed)} failed, "
+            f"{self.forked_runs} with an equivocating peer",
+            f"  {self.headline}",
+            f"  end (current reader x sealed message): {dict(sorted(self.final.items()))}",
+            f"  unreadable during the run: {dict(sorted(self.observed.items()))}",
+            f"  sealed traffic and key work: {dict(sorted(self.counters.items()))}",
+        ]
+        lines += [f"  {failure}" for failure in self.failed[:SHOWN_FAILURES]]
+        return "\n".join(lines)
+
+
+def _run_one(job: tuple[str, int]) -> tuple[int, bool, str, int, dict[str, dict[str, int]]]:
+    """One seed of one fault model, summarized small enough to send between processes."""
+    from .sim_workload import WorkloadConfig, run_random  # imports this module
+
+    model, seed = job
+    result = run_random(seed, WorkloadConfig(equivocations=FAULT_MODELS[model]))
+    sealed = result.sealed
+    assert sealed is not None
+    groups = {"final": sealed.final, "observed": sealed.observed, "counters": sealed.counters}
+    detail = "" if result.ok else result.describe()
+    return seed, result.ok, detail, result.audit.forks, groups
+
+
+def run_seeds(model: str, seeds: Iterable[int], processes: int = 1) -> Tally:
+    """Run ``seeds`` under ``model`` (``FAULT_MODELS``), in ``processes`` worker processes."""
+    tally = Tally(model)
+    jobs = [(model, seed) for seed in seeds]
+    if processes <= 1:
+        for job in jobs:
+            tally.add(_run_one(job))
+        return tally
+    with ProcessPoolExecutor(processes, mp_context=get_context("spawn")) as pool:
+        for summary in pool.map(_run_one, jobs, chunksize=SEED_CHUNK):
+            tally.add(summary)
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m relay.sim_sealed [--seeds N] [--first S] [--processes P] [--model M]``:
+    run the sealed channel through many seeds and print the outcome counts of each fault
+    model. Exit status 1 if a model's run is not clean (``Tally.clean``)."""
+    parser = argparse.ArgumentParser(prog="python -m relay.sim_sealed", description=main.__doc__)
+    parser.add_argument("--seeds", type=int, default=1_000, help="seeds per fault model")
+    parser.add_argument("--first", type=int, default=0, help="the first seed")
+    parser.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--model", choices=[*FAULT_MODELS, "both"], default="issue", help="fault model(s)"
+    )
+    args = parser.parse_args(argv)
+    models = list(FAULT_MODELS) if args.model == "both" else [args.model]
+    clean = True
+    for model in models:
+        start = time.perf_counter()
+        tally = run_seeds(model, range(args.first, args.first + args.seeds), args.processes)
+        elapsed = time.perf_counter() - start
+        print(f"{tally.describe()}\n  ({elapsed:.0f} s on {args.processes} processes)")
+        clean = clean and tally.clean
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -109,8 +109,8 @@ class KeyPolicy:
 @dataclass(slots=True)
 class _Derived:
     """What the keyring derived from one revision of one state. Sending reads it per message;
-    rebuilding it scans every member (and their permissions), so it is kept until the state
-    takes in another event."""
+    rebuilding it scans every member (and their permissions), so it is kept until the revision
+    moves (the state took in something that may change readers or epochs)."""
 
     state: ServerState | None = None
     revision: Hashable | None = None
@@ -160,9 +160,8 @@ class Keyring:
         #: peers whose events no longer take effect because they equivocated (replay ignores
         #: what they author from their fork on); ``Community`` passes its DAG's forked authors
         self._muted: Callable[[], Collection[bytes]] = muted or tuple
-        #: how far a state has got; ``Community`` passes its DAG's event count for its own
-        #: state (events are only ever added, and every change to the state, its forks
-        #: included, comes with one). Without it nothing is memoized.
+        #: how far a state has got as far as readers and epochs go; ``Community`` passes one
+        #: for its own state (``Community._revision``). Without it nothing is memoized.
         self._revision: Revision = revision or _unknown
         self._derived = _Derived()
         #: (channel, key id) -> the epoch key, once unwrapped
@@ -190,7 +189,7 @@ class Keyring:
         return list(self._readers(state, channel)[0])
 
     def _memo(self, state: ServerState) -> _Derived | None:
-        """The memo for ``state`` as it is now, emptied if it has taken in events since."""
+        """The memo for ``state`` as it is now, emptied if its revision moved since."""
         revision = self._revision(state)
         if revision is None:
             return None
@@ -282,7 +281,7 @@ class Keyring:
     def current(self, state: ServerState, channel: bytes) -> tuple[bytes, bytes] | None:
         """``(key id, key)`` to seal new content under: the newest unexposed epoch we hold,
         unless a since-joining newcomer lacks it (then a fresh epoch is due first). Asked
-        for every message sent, so the answer is kept until the state takes in an event."""
+        for every message sent, so the answer is kept until the revision moves."""
         derived = self._memo(state)
         if derived is not None and channel in derived.current:
             return derived.current[channel]
