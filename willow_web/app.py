@@ -574,11 +574,12 @@ class App:
         for key, value in changed:
             self._last[key] = value
         appended = []
-        for key, (base, extra) in appends.items():
-            full = base + extra
-            if self._last.get(key) == full:
+        for key, (base, extra, full) in appends.items():
+            last = self._last.get(key)
+            # identity first: while messages are appended, ``base`` is the object posted last
+            if last is full or (last is not base and last == full):
                 continue
-            if extra and self._last.get(key) == base:
+            if extra and (last is base or last == base):
                 appended.append([key, extra])
             else:
                 changed.append([key, full])

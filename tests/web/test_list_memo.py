@@ -22,7 +22,8 @@ STEPS = ("send", "reply", "react", "unreact", "pin", "thread", "edit", "delete",
 
 
 def _drawn(app: App) -> tuple[str, str]:
-    shown, new = message_list(app)
+    shown, new, whole = message_list(app)
+    assert whole == shown + new
     state, channel = app.state, app.channel_id
     assert state is not None
     assert channel is not None

@@ -1,7 +1,7 @@
 """Views: pure functions from the app's state to HTML per screen region.
 
 ``render_regions`` returns the HTML of every region (the app posts only those that changed),
-the message list as ``(shown, new)`` so live messages are appended rather than re-rendered,
+the message list as ``(shown, new, whole)`` so live messages are appended rather than re-rendered,
 and the composer's state (placeholder, enabled), which the page applies to its own text box so
 typing never waits for the worker.
 """
@@ -40,9 +40,11 @@ class ViewCache:
 
 def render_regions(
     app: App, *, with_list: bool = True
-) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, tuple[str, str, str]], dict[str, Any]]:
     """``with_list=False``: the page keeps its message list this time, so it is not computed."""
-    lists: dict[str, tuple[str, str]] = {"message-list": message_list(app)} if with_list else {}
+    lists: dict[str, tuple[str, str, str]] = (
+        {"message-list": message_list(app)} if with_list else {}
+    )
     regions: dict[str, str] = {
         "rail": rail(app),
         "sidebar": sidebar(app),

@@ -171,11 +171,15 @@ def _window(app: App, channel_id: bytes, total: int) -> int:
     return start
 
 
-def message_list(app: App) -> tuple[Markup, Markup]:
-    """``(already shown part, new part)``: the app appends the new part when it can."""
+def message_list(app: App) -> tuple[str, str, str]:
+    """``(shown, new, whole)``: the list as the page has it (if it has the last one), what is new
+    at its end, and the whole list. While live messages arrive, ``shown`` is the very string the
+    previous call returned as ``whole``, so the app tells "append" from "redraw" by identity
+    instead of comparing (or copying) the whole list again."""
     state, channel_id = app.state, app.channel_id
     if state is None or channel_id is None or channel_id not in state.channels:
-        return Markup(_empty(app)), Markup("")
+        empty = str(_empty(app))
+        return empty, "", empty
     channel = state.channels[channel_id]
     ids = channel.messages
     start = _window(app, channel_id, len(ids))
@@ -189,20 +193,19 @@ def message_list(app: App) -> tuple[Markup, Markup]:
     key = (channel_id, start)
     previous = app.view_cache.lists.get(key)
     if previous is not None and previous[0] == fragments:
-        return Markup(previous[1]), Markup("")
+        return previous[1], "", previous[1]
     if (
         previous is not None
         and len(previous[0]) < len(fragments)
         and fragments[: len(previous[0])] == previous[0]
     ):
-        # the page holds the previous list: the same string object, so the app's comparison
-        # with what it last posted is an identity check, not a scan
         extra = "".join(fragments[len(previous[0]) :])
-        app.view_cache.lists = {key: (fragments, previous[1] + extra)}
-        return Markup(previous[1]), Markup(extra)
+        whole = previous[1] + extra
+        app.view_cache.lists = {key: (fragments, whole)}
+        return previous[1], extra, whole
     joined = "".join(fragments)
     app.view_cache.lists = {key: (fragments, joined)}
-    return Markup(joined), Markup("")
+    return joined, "", joined
 
 
 @dataclass(slots=True)
