@@ -249,19 +249,15 @@ def _best_of(run: Callable[[], object], rounds: int) -> float:
 
 
 def _bare_wraps(recipients: list[bytes], aad: bytes, *, ephemeral: bool) -> Callable[[], None]:
-    """Wrap a 32-byte key for each recipient with nothing but X25519 and the AEAD."""
-    x25519_base = crypto.get_backend().x25519_base
-    x25519, aead = crypto.x25519, crypto.aead_encrypt
+    """Wrap a 32-byte key for each recipient with nothing but X25519 and the AEAD, through
+    the same facade and backend as the product (``ephemeral``: a fresh key pair each)."""
+    keypair, x25519, aead = crypto.x25519_keypair_from_seed, crypto.x25519, crypto.aead_encrypt
     key, nonce = os.urandom(32), bytes(crypto.AEAD_NONCE_BYTES)
     fixed = os.urandom(32)
 
     def run() -> None:
         for recipient in recipients:
-            if ephemeral:
-                private = os.urandom(32)
-                x25519_base(private)
-            else:
-                private = fixed
+            private = keypair(os.urandom(32))[1] if ephemeral else fixed
             aead(x25519(private, recipient), nonce, key, aad)
 
     return run
