@@ -258,7 +258,19 @@ function sendFrom(box, target) {
   listTouched = false;
 }
 
+/** The worker yields more while the person types or clicks (at most one note per interval). */
+const INPUT_NOTE_MS = 100;
+let inputNoted = 0;
+function noteInput() {
+  const now = performance.now();
+  if (now - inputNoted < INPUT_NOTE_MS) return;
+  inputNoted = now;
+  post({ type: "input" });
+}
+document.addEventListener("pointerdown", noteInput, true);
+
 document.addEventListener("keydown", (event) => {
+  noteInput();
   const el = event.target;
   if (el.id === "composer" || el.id === "thread-composer") {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

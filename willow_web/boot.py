@@ -20,6 +20,7 @@ import asyncio
 import gc
 import random
 import time
+from collections import deque
 from typing import Any
 
 from willow_core import crypto
@@ -49,6 +50,11 @@ TICK_S = 1.0
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
 IDLE_S = 0.005
+#: Received frames are handled in slices of about this long; between slices the worker
+#: yields, and while the person is typing or clicking (an input within INPUT_RECENT_S) it
+#: pauses as long as the slice took, leaving the page's threads half of a busy processor.
+SLICE_S = 0.008
+INPUT_RECENT_S = 0.5
 #: Received events are flushed to IndexedDB at most this long after they arrive: one flush
 #: for a burst (a catch-up flushes a few times, not once per batch), and none between an
 #: arriving message and its drawing. Own events and settings flush at once.
@@ -108,6 +114,11 @@ class BrowserShell:
         self._render_later: asyncio.Handle | None = None
         #: the next render shows what the person just did (``App.render(acted=True)``)
         self._acted = False
+        #: frames received and not yet handled, with the socket each came from (``_drain``)
+        self._inbox: deque[tuple[Any, bytes]] = deque()
+        self._draining = False
+        #: ``time.perf_counter()`` of the person's last keystroke or click (the page says)
+        self._input_at = float("-inf")
         #: ``time.perf_counter()`` when the worker last finished a frame or a render
         self._busy_until = 0.0
         self._delay = BACKOFF_S[0]
@@ -156,18 +167,9 @@ class BrowserShell:
                 return
             from js import Uint8Array
 
-            idle = time.perf_counter() - self._busy_until >= IDLE_S
-            frame = Uint8Array.new(event.data).to_bytes()
-            try:
-                self._send(app.link.receive(frame, self.io.now_ms()))
-            except (DecodeError, WillowError, AssertionError, ValueError) as exc:
-                app.toast(f"Relay connection reset: {exc}")
-                socket.close(4000, "protocol error")
-                return
-            if app.link.ready:
-                self._delay = BACKOFF_S[0]
-            self.schedule_render(at_once=idle)
-            self._busy_until = time.perf_counter()
+            self._inbox.append((socket, Uint8Array.new(event.data).to_bytes()))
+            if not self._draining:
+                self._drain()
 
         def on_close(_event: Any) -> None:
             if self.socket is not socket:
@@ -188,6 +190,37 @@ class BrowserShell:
 
         handlers = [create_proxy(on_open), create_proxy(on_message), create_proxy(on_close)]
         socket.onopen, socket.onmessage, socket.onclose = handlers
+
+    def _drain(self) -> None:
+        """Handle received frames for at most SLICE_S, then yield: at once, or for as long
+        again while the person is typing or clicking (see INPUT_RECENT_S), so a catch-up never
+        starves the page of the processor. A frame that finds the inbox empty is handled at
+        once (live chat waits for nothing)."""
+        self._draining = False
+        app = self.app
+        began = time.perf_counter()
+        idle = began - self._busy_until >= IDLE_S
+        while self._inbox:
+            socket, frame = self._inbox.popleft()
+            if socket is not self.socket or app.link is None:
+                continue  # from a connection that has closed since
+            try:
+                self._send(app.link.receive(frame, self.io.now_ms()))
+            except (DecodeError, WillowError, AssertionError, ValueError) as exc:
+                app.toast(f"Relay connection reset: {exc}")
+                socket.close(4000, "protocol error")
+                self._inbox.clear()
+                break
+            if app.link.ready:
+                self._delay = BACKOFF_S[0]
+            if self._inbox and time.perf_counter() - began >= SLICE_S:
+                self._draining = True
+                typing = time.perf_counter() - self._input_at < INPUT_RECENT_S
+                pause = time.perf_counter() - began if typing else 0.0
+                asyncio.get_event_loop().call_later(pause, self._drain)
+                break
+        self.schedule_render(at_once=idle)
+        self._busy_until = time.perf_counter()
 
     async def _reconnect_after(self, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -291,6 +324,8 @@ class BrowserShell:
                 and self.app.retry_at is None
             ):
                 self.connect()  # the identity was just created: first connection
+        elif kind == "input":
+            self._input_at = time.perf_counter()
         elif kind == "online":
             self._wanted_offline = False
             self._delay = BACKOFF_S[0]
