@@ -1,6 +1,8 @@
 """The whole stack on loopback for browser tests and benchmarks: a relay serving the site, both
-workers (advertised in the capability document, as ``willow up`` does) and a native peer, all on
-one asyncio loop in a background thread. Callers run code on that loop with ``call``.
+workers (advertised in the capability document, as ``willow up`` does) and a native peer. The
+relay and the native peer share one asyncio loop in a background thread (callers run code on it
+with ``call``); each worker runs in a child process of its own (``relay.supervise``, exactly as
+``willow up`` runs them), so a worker's SQLite commit never stalls the relay it talks through.
 
 ``StackProcess`` runs the same stack in a child process, as ``willow up`` runs in its own: a
 benchmark's Playwright client (its interpreter lock and its garbage collector) then never
@@ -20,12 +22,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TypeVar
 
-from relay.peer import PeerConnection, wall_ms
-from relay.replay_worker import ReplayWorker
+from relay.keyfile import load_or_create_identity
+from relay.peer import PeerConnection
 from relay.server import Relay
-from relay.storage_worker import StorageWorker
+from relay.supervise import WorkerProcess
 from willow_core.node import Node
 from willow_core.testing import identity
+from willow_core.wire import inbox_topic
 
 __all__ = ["Stack", "StackProcess"]
 
@@ -34,20 +37,22 @@ START_TIMEOUT_S = 30.0
 
 
 class Stack:
-    """Relay + storage worker + replay worker + one native peer ("Dave")."""
+    """Relay + storage worker + replay worker (child processes) + one native peer ("Dave")."""
 
     def __init__(self, data_dir: Path, static_dir: Path) -> None:
         self.data_dir = data_dir
         self.static_dir = static_dir
         self.loop = asyncio.new_event_loop()
         self.native = Node(identity("e2e/dave"))
-        self.storage_key = identity("e2e/storage").public_key
-        self.replay_key = identity("e2e/replay").public_key
+        # Each worker's key is in its data directory, where its process loads it from.
+        self.storage_key = load_or_create_identity(data_dir / "storage").public_key
+        self.replay_key = load_or_create_identity(data_dir / "replay").public_key
         self.http_port: int | None = None
         #: the relay's WebSocket port and key (what the web app learns from /.well-known/willow)
         self.ws_port: int | None = None
         self.relay_key: bytes | None = None
-        self.storage: StorageWorker | None = None
+        #: the worker processes (their ``pid`` for tests that look at them)
+        self.workers: list[WorkerProcess] = []
         self._native_link: PeerConnection | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
@@ -114,18 +119,23 @@ class Stack:
         )
         await relay.start()
         assert relay.tcp_port is not None
-        storage = StorageWorker(identity("e2e/storage"), self.data_dir / "storage")
-        storage.start(wall_ms())
-        self.storage = storage
-        carriers: list[Any] = [storage, ReplayWorker(identity("e2e/replay")), self.native]
-        links = [
-            PeerConnection(c, "127.0.0.1", relay.tcp_port, backoff=(0.05, 0.5)) for c in carriers
-        ]
-        self._native_link = links[-1]
-        tasks = [asyncio.create_task(link.run()) for link in links]
+        link = PeerConnection(self.native, "127.0.0.1", relay.tcp_port, backoff=(0.05, 0.5))
+        self._native_link = link
+        task: asyncio.Task[None] | None = None
         try:
-            for link in links:
-                await asyncio.wait_for(link.connected.wait(), 10)
+            for kind in ("storage", "replay"):
+                worker = WorkerProcess(kind, "127.0.0.1", relay.tcp_port, self.data_dir / kind)
+                self.workers.append(worker)
+                await worker.start()
+            task = asyncio.create_task(link.run())
+            await asyncio.wait_for(link.connected.wait(), 10)
+            # A worker is connected once its inbox is subscribed (only it may subscribe there).
+            inboxes = [inbox_topic(self.storage_key), inbox_topic(self.replay_key)]
+            deadline = self.loop.time() + START_TIMEOUT_S
+            while not all(relay.hub.bus.has_topic(t) for t in inboxes):
+                if self.loop.time() > deadline:
+                    raise TimeoutError("the workers did not connect to the relay")
+                await asyncio.sleep(0.02)
             self.http_port = relay.http_port
             self.ws_port = relay.ws_port
             self.relay_key = relay.key
@@ -133,11 +143,12 @@ class Stack:
             self._started.set()
             await self._stop.wait()
         finally:
-            for link in links:
-                await link.stop()
-            for task in tasks:
+            await link.stop()
+            if task is not None:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.gather(task, return_exceptions=True)
+            for worker in self.workers:
+                await worker.stop()
             await relay.stop()
 
 

@@ -1,8 +1,10 @@
 """The ``willow`` command: run a relay, a storage worker, a replay worker, or all of them.
 
-``willow up`` is what the README's run command starts: a relay and both workers in one process,
-with persistent identities and data under one directory, printing where to connect. The workers
-reach the relay over its TCP endpoint like any other native peer.
+``willow up`` is what the README's run command starts: a relay, and both workers each in a
+process of its own (``relay.supervise``: a worker's synchronous SQLite commit must not stall the
+relay's event loop), with persistent identities and data under one directory, printing where to
+connect. The workers reach the relay over its TCP endpoint like any other native peer; they stop
+with ``willow up`` (SIGINT/SIGTERM), and also by themselves if it dies.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +27,7 @@ from .peer import Carrier, PeerConnection, wall_ms
 from .replay_worker import ReplayWorker
 from .server import Relay
 from .storage_worker import StorageWorker
+from .supervise import WorkerProcess
 
 __all__ = ["main"]
 
@@ -57,8 +62,14 @@ def _parser() -> argparse.ArgumentParser:
         if name == "replay":
             worker.add_argument("--max-events", type=int, default=100_000)
             worker.add_argument("--max-communities", type=int, default=1_000)
+        worker.add_argument(
+            "--until-stdin-closes",
+            action="store_true",
+            help="also stop when standard input reaches end of file (how `willow up` ties its "
+            "workers' lives to its own)",
+        )
 
-    up = sub.add_parser("up", help="run a relay and both workers together")
+    up = sub.add_parser("up", help="run a relay and both workers (each in its own process)")
     _relay_options(up)
     up.add_argument("--data", type=Path, default=Path(".willow"), help="data directory")
     return parser
@@ -72,13 +83,27 @@ def _relay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--static", type=Path, default=None, help="serve this directory over HTTP")
 
 
-async def _until_signalled() -> None:
-    stop = asyncio.Event()
+def _stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+
+
+def _stop_on_stdin_eof(stop: asyncio.Event) -> None:
+    """Set ``stop`` once standard input reaches end of file (the supervising parent is gone)."""
+    loop = asyncio.get_running_loop()
+
+    def wait() -> None:
+        # The raw descriptor, not sys.stdin: a thread blocked in a buffered read would hold its
+        # lock while the interpreter shuts down.
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=wait, name="stdin-watch", daemon=True).start()
 
 
 def _worker(kind: str, data: Path, args: argparse.Namespace) -> tuple[Carrier, Identity]:
@@ -111,10 +136,21 @@ async def _run_relay(
     return relay
 
 
+def _loopback(host: str) -> str:
+    """Where a child should connect to reach a relay listening on ``host``."""
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+
+
 async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    if getattr(args, "until_stdin_closes", False):
+        _stop_on_stdin_eof(stop)
     tasks: list[asyncio.Task[None]] = []
     connections: list[PeerConnection] = []
+    children: list[WorkerProcess] = []
     relay: Relay | None = None
+    code = 0
     try:
         if args.command in ("relay", "up"):
             relay_data = args.data / "relay" if args.command == "up" else args.data
@@ -132,31 +168,50 @@ async def _serve(args: argparse.Namespace) -> int:
             print(f"http           http://{args.host}:{relay.http_port}/")
             if args.static is not None:
                 print(f"web app        http://{args.host}:{relay.http_port}/")
-        kinds = {"up": ("storage", "replay"), "storage": ("storage",), "replay": ("replay",)}
-        for kind in kinds.get(args.command, ()):
-            if args.command == "up":
-                assert relay is not None
-                assert relay.tcp_port is not None
-                host, port, data = args.host, relay.tcp_port, args.data / kind
-            else:
-                (host, port), data = args.relay, args.data
-            carrier, identity = _worker(kind, data, args)
-            print(f"{kind} worker {identity.public_key.hex()}")
+            sys.stdout.flush()
+        if args.command == "up":
+            assert relay is not None
+            assert relay.tcp_port is not None
+            for kind in ("storage", "replay"):
+                child = WorkerProcess(
+                    kind, _loopback(args.host), relay.tcp_port, args.data / kind, on_line=print
+                )
+                children.append(child)
+                print(await child.start())  # "<kind> worker <key>", from the child itself
+                sys.stdout.flush()
+        elif args.command in ("storage", "replay"):
+            (host, port), data = args.relay, args.data
+            carrier, identity = _worker(args.command, data, args)
+            print(f"{args.command} worker {identity.public_key.hex()}")
             connection = PeerConnection(carrier, host, port)
             connections.append(connection)
             tasks.append(asyncio.create_task(connection.run()))
         sys.stdout.flush()
-        await _until_signalled()
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        for task in done:
+            if task is not waiter and not task.cancelled() and task.exception() is not None:
+                # A worker's connection ended with an error it cannot survive (a storage
+                # failure): exit non-zero so whoever runs it starts a fresh process.
+                log.error("worker stopped: %r", task.exception())
+                code = 1
     finally:
+        for child in children:
+            await child.stop()
         for connection in connections:
             await connection.stop()
         for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for carrier in (c.carrier for c in connections):
+            close = getattr(carrier, "close", None)
+            if close is not None:
+                close()
         if relay is not None:
             await relay.stop()
-    return 0
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,7 +70,9 @@ KEY_BYTES_PER_S = 8 * 1024 * 1024
 KEY_BYTE_BURST = 32 * 1024 * 1024
 #: Slow-consumer bound: bytes waiting in one connection's outgoing buffer (beyond what the kernel
 #: accepted). Four maximum-size frames; a reader that falls this far behind is disconnected with
-#: ERROR ``SLOW_CONSUMER`` instead of letting the relay's memory grow.
+#: ERROR ``SLOW_CONSUMER`` instead of letting the relay's memory grow. Sync answers come one
+#: window (``willow_core.sync.WINDOW_BYTES`` = 384 KiB) at a time per exchange, so a reader busy
+#: verifying a catch-up stays well within it; only a reader that really stops reading crosses it.
 SEND_BUFFER_BYTES = 1024 * 1024
 #: Received WebSocket messages queued before the relay stops reading that socket (the relay
 #: handles each message synchronously, so the queue is normally empty).

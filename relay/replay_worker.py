@@ -159,8 +159,8 @@ class ReplayWorker:
     def evict(self, server: bytes) -> None:
         """Forget ``server`` entirely (it may be served again after a new SERVE and sync)."""
         node = self.node
-        community = node.communities.pop(server, None)
-        node.progress.pop(server, None)
+        community = node.communities.get(server)
+        node.remove(server)  # its exchanges and pending requests go with it
         if community is not None and node.stored:
             for event_id in community.dag.events:
                 node.stored.pop(event_id, None)

@@ -218,8 +218,7 @@ class StorageWorker:
 
     def drop(self, server: bytes) -> None:
         """Stop carrying ``server`` and delete its archive."""
-        self.node.communities.pop(server, None)
-        self.node.progress.pop(server, None)
+        self.node.remove(server)  # its exchanges and pending requests go with it
         self._topics.discard(server)
         self.tenancy.forget(server)
         self.store.delete(server)
