@@ -123,14 +123,15 @@ class Store:
                 with path.open("r+b") as f:
                     f.truncate(pos)
             last = (number, pos)
-        self._tails[server] = last
+        if segments:  # a known tail means the directory exists (append_rows relies on it)
+            self._tails[server] = last
         return sorted(rows.values(), key=lambda r: (r[1], r[0]))
 
     def append_rows(self, server: bytes, rows: Iterable[Row]) -> int:
         """Append rows (new events, or events whose depth changed); returns how many."""
         directory = self.root / "c" / server.hex()
-        directory.mkdir(parents=True, exist_ok=True)
         if server not in self._tails:
+            directory.mkdir(parents=True, exist_ok=True)
             segments = self._segments(server)
             if segments:
                 number, path = segments[-1]
