@@ -23,11 +23,13 @@ Theory of operation.
   ``crash(name, forget_own=n)`` instead restarts a peer from a *stale* store (an old backup, the
   same key on a second device) so that its next event reuses a seq: equivocation.
 * **Anti-entropy.** Every node that is up runs a timer: for each community it carries, one
-  ``request_sync`` to the community topic (answered by serving workers) or to the inbox of a
-  random known participant (authors, members, grant holders, the hint from an invite or a
-  SERVE request). A peer also re-sends its own events that no storage worker has acknowledged
-  (as ``relay.peer`` does on resume): pulling alone never discovers an event whose every copy
-  was lost if nobody knows its author (a lost Join). Together they make every replica converge.
+  ``request_sync`` with no peer (the node asks one provider its state grants ``SyncProvider``,
+  or the community topic, answered by serving workers; ``Node.tick`` on the same timer moves an
+  exchange whose provider went silent to the topic) or to the inbox of a random known
+  participant (authors, members, grant holders, the hint from an invite or a SERVE request).
+  A peer also re-sends its own events that no storage worker has acknowledged (as
+  ``relay.peer`` does on resume): pulling alone never discovers an event whose every copy was
+  lost if nobody knows its author (a lost Join). Together they make every replica converge.
 * **Settling.** ``settle`` heals everything (no drops, duplicates or partitions; every node up)
   and runs anti-entropy until the replicas have held one event set for a few rounds, then stops
   the timers and drains every message in flight. ``audit`` then compares the replicas with a
