@@ -307,9 +307,7 @@ def page_request(
     ``MAX_HEADS``-th author: the request covers ``(lo, cut]`` and ``cut`` is returned, the rest
     ``(cut, hi]`` still to be asked (with the same ``after``: the answer's order restricted to
     fewer authors is a subsequence of the same order). Otherwise the second value is None."""
-    heads = [
-        h for h in _heads(dag) if _in_range(h.author, lo, hi)
-    ]  # sorted by author, as _heads returns them
+    heads = [h for h in _heads(dag) if _in_range(h.author, lo, hi)]  # ascending by author
     cut: bytes | None = None
     if len(heads) > MAX_HEADS:
         heads = heads[:MAX_HEADS]
