@@ -2,9 +2,9 @@
 
 * Catching up asks one provider: every missing event arrives once, not once per serving node;
   the provider rotates between exchanges.
-* A silent provider is replaced by the community topic after ``SYNC_SILENCE_MS`` of ticks, and
-  left alone for ``SILENT_PROVIDER_MS``: the reader still converges whichever provider is gone,
-  and whenever it goes (property test).
+* A silent provider is replaced (by the next provider, or the community topic when none is
+  left) after ``SYNC_SILENCE_MS`` of ticks, and left alone for ``SILENT_PROVIDER_MS``: the
+  reader still converges whichever provider is gone, and whenever it goes (property test).
 * Flow control: one answer holds at most ``WINDOW_BYTES`` of events and the reader has one
   request in flight per exchange, so a long catch-up never queues more than a window for it.
 * A newcomer with nothing asks the topic; only its first window comes from every serving node.
@@ -147,7 +147,7 @@ def test_catching_up_asks_one_provider_and_gets_each_event_once(
     assert _received(reader, server) == len(events) - 100
 
 
-def test_a_silent_provider_is_replaced_by_the_topic_and_left_alone(
+def test_a_silent_provider_is_replaced_and_left_alone(
     setup: tuple[list[Event], Node, Node, Node],
 ) -> None:
     events, a, b, reader = setup
@@ -182,6 +182,30 @@ def test_a_silent_provider_is_replaced_by_the_topic_and_left_alone(
         picks.add(reader.progress[server].provider)
         net.run(now + SILENT_PROVIDER_MS)
     assert chosen in picks
+
+
+def test_with_no_provider_left_the_exchange_moves_to_the_topic() -> None:
+    """The only granted provider is down: after its silence the reader asks the community
+    topic, where any serving node (here one without a grant) answers."""
+    a = identity("topic/provider")
+    events = _history(identity("topic/owner"), [a.public_key], 300)
+    server = events[0].id
+    provider = _node("topic/provider", events, serves=True)
+    spare = _node("topic/spare", events, serves=True)  # serving, never granted
+    reader = _node("topic/reader", events[:100])
+    net = Net([provider, spare, reader])
+    net.down.add(a.public_key)
+    reader.request_sync(server)
+    assert reader.progress[server].provider == a.public_key
+    net.run(T0)
+    assert not net.requests_to(spare.identity.public_key)  # one provider asked, not the topic
+    reader.tick(T0)
+    reader.tick(T0 + SYNC_SILENCE_MS)
+    assert reader.progress[server].provider is None  # the topic
+    net.run(T0 + SYNC_SILENCE_MS)
+    assert set(reader.communities[server].dag.events) == {e.id for e in events}
+    assert net.requests_to(spare.identity.public_key)
+    assert reader.progress[server].complete_from == set()  # the spare vouches for nothing
 
 
 def test_asking_again_does_not_hide_a_dead_provider(
