@@ -112,6 +112,7 @@ class BrowserShell:
         #: ``time.perf_counter()`` before which the next render waits (see RENDER_BACKOFF)
         self._render_not_before = 0.0
         self._render_later: asyncio.Handle | None = None
+        self._render_soon: asyncio.Handle | None = None
         #: the next render shows what the person just did (``App.render(acted=True)``)
         self._acted = False
         #: frames received and not yet handled, with the socket each came from (``_drain``)
@@ -219,7 +220,10 @@ class BrowserShell:
                 pause = time.perf_counter() - began if typing else 0.0
                 asyncio.get_event_loop().call_later(pause, self._drain)
                 break
-        self.schedule_render(at_once=idle)
+        if idle and not self._draining:
+            self.render_now()  # live chat: draw in the task that received it
+        else:
+            self.schedule_render()
         self._busy_until = time.perf_counter()
 
     async def _reconnect_after(self, delay: float) -> None:
@@ -290,11 +294,18 @@ class BrowserShell:
             self._render_later = loop.call_later(wait, self._render)
         else:
             self._render_later = None
-            loop.call_soon(self._render)
+            self._render_soon = loop.call_soon(self._render)
+
+    def render_now(self) -> None:
+        """Render in this task (a due render is cancelled: this one covers it)."""
+        for handle in (self._render_later, self._render_soon):
+            if handle is not None:
+                handle.cancel()
+        self._render()
 
     def _render(self) -> None:
         self._render_scheduled = False
-        self._render_later = None
+        self._render_later = self._render_soon = None
         began = time.perf_counter()
         if self._acted:
             self._acted = False
