@@ -69,7 +69,7 @@ function nearBottom(el) {
   return el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX;
 }
 
-async function render({ regions, appends, seq }) {
+async function render({ regions, patches, appends, seq }) {
   const Idiomorph = await idiomorph;
   const list = $("messages");
   // While a scroll is already due (see afterRender) the list has grown without one: reading
@@ -83,6 +83,15 @@ async function render({ regions, appends, seq }) {
       morphStyle: "innerHTML",
       callbacks: { beforeNodeMorphed: keepFocused },
     });
+  }
+  for (const [id, row, html] of patches || []) {
+    // One message's row changed (a reaction, an acknowledgement, a pin): morph just that row.
+    const el = $(id)?.querySelector(`[data-row="${row}"]`);
+    if (!el) {
+      post({ type: "resync", region: id }); // not what the worker thinks we show: ask for all
+      continue;
+    }
+    Idiomorph.morph(el, html, { morphStyle: "outerHTML", callbacks: { beforeNodeMorphed: keepFocused } });
   }
   for (const [id, html] of appends) {
     $(id)?.insertAdjacentHTML("beforeend", html);

@@ -573,27 +573,41 @@ class App:
         changed = [[k, v] for k, v in regions.items() if self._last.get(k) != v]
         for key, value in changed:
             self._last[key] = value
-        appended = []
-        for key, (base, extra, full) in appends.items():
+        appended: list[list[str]] = []
+        patched: list[list[str]] = []
+        for key, lst in appends.items():
             last = self._last.get(key)
-            # identity first: while messages are appended, ``base`` is the object posted last
-            if last is full or (last is not base and last == full):
+            # identity first: while messages arrive, ``shown`` is the object posted last
+            if last is lst.whole or (last is not lst.shown and last == lst.whole):
                 continue
-            if extra and (last is base or last == base):
-                appended.append([key, extra])
+            if (lst.new or lst.patches) and (last is lst.shown or last == lst.shown):
+                patched += [[key, row, html] for row, html in lst.patches]
+                if lst.new:
+                    appended.append([key, lst.new])
             else:
-                changed.append([key, full])
-            self._last[key] = full
+                changed.append([key, lst.whole])
+            self._last[key] = lst.whole
         if not hold:
             self._list_shown = self._list_now()
         if composer != self._last_composer:
             self._last_composer = composer
             self.io.post({"type": "composer", "state": composer})
-        if changed or appended:
+        if changed or appended or patched:
             self._render_seq += 1
             self.io.post(
-                {"type": "render", "regions": changed, "appends": appended, "seq": self._render_seq}
+                {
+                    "type": "render",
+                    "regions": changed,
+                    "patches": patched,
+                    "appends": appended,
+                    "seq": self._render_seq,
+                }
             )
+
+    def resync(self, region: str) -> None:
+        """The page could not apply a patch to ``region``: post it whole next time."""
+        self._last.pop(region, None)
+        self.render()
 
     def _list_now(self) -> tuple[tuple[bytes, bytes, int], int] | None:
         state, server, channel = self.state, self.ui.community, self.channel_id

@@ -335,6 +335,8 @@ class BrowserShell:
                 and self.app.retry_at is None
             ):
                 self.connect()  # the identity was just created: first connection
+        elif kind == "resync":
+            self.app.resync(str(message.get("region", "")))
         elif kind == "input":
             self._input_at = time.perf_counter()
         elif kind == "online":

@@ -139,6 +139,23 @@ def regions(app: App) -> dict[str, str]:
         if message["type"] == "render":
             for key, html in message["regions"]:
                 out[key] = html
+            for key, row, html in message["patches"]:
+                out[key] = _patch(out[key], row, html)
             for key, html in message["appends"]:
                 out[key] = out.get(key, "") + html
     return out
+
+
+def _patch(region: str, row: str, html: str) -> str:
+    """Replace the element ``data-row="row"`` in ``region`` as the page does (our HTML nests
+    only divs inside a row, and escaped text holds no ``<div``)."""
+    begin = region.index(f'<div class="row" data-row="{row}">')
+    depth, pos = 0, begin
+    while True:
+        opening, closing = region.find("<div", pos), region.find("</div>", pos)
+        if opening != -1 and opening < closing:
+            depth, pos = depth + 1, opening + 4
+        else:
+            depth, pos = depth - 1, closing + 6
+            if depth == 0:
+                return region[:begin] + html + region[pos:]

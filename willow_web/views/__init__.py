@@ -1,7 +1,8 @@
 """Views: pure functions from the app's state to HTML per screen region.
 
 ``render_regions`` returns the HTML of every region (the app posts only those that changed),
-the message list as ``(shown, new, whole)`` so live messages are appended rather than re-rendered,
+the message list as a ``ListHtml`` so live messages are appended and changed ones patched rather
+than the list re-rendered,
 and the composer's state (placeholder, enabled), which the page applies to its own text box so
 typing never waits for the worker.
 """
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from willow_core.permissions import Permission
 
-from .chat import ListMemo, WaitingMemo, header, message_list, reply_bar, thread_panel
+from .chat import ListHtml, ListMemo, WaitingMemo, header, message_list, reply_bar, thread_panel
 from .common import can_in
 from .frame import banner, members, rail, sidebar, toasts
 from .modals import overlay
@@ -29,8 +30,8 @@ class ViewCache:
     """Rendering memory: message fragments, the last list per channel, window anchors."""
 
     fragments: dict[tuple[Any, ...], str] = field(default_factory=dict)
-    #: (channel, window start) -> the last list's fragments and their joined HTML
-    lists: dict[tuple[bytes, int], tuple[list[str], str]] = field(default_factory=dict)
+    #: (channel, window start) -> the last list's fragments, their joined HTML, message ids
+    lists: dict[tuple[bytes, int], tuple[list[str], str, list[bytes]]] = field(default_factory=dict)
     anchors: dict[bytes, int] = field(default_factory=dict)
     memo: ListMemo | None = None
     waiting: WaitingMemo | None = None
@@ -40,11 +41,9 @@ class ViewCache:
 
 def render_regions(
     app: App, *, with_list: bool = True
-) -> tuple[dict[str, str], dict[str, tuple[str, str, str]], dict[str, Any]]:
+) -> tuple[dict[str, str], dict[str, ListHtml], dict[str, Any]]:
     """``with_list=False``: the page keeps its message list this time, so it is not computed."""
-    lists: dict[str, tuple[str, str, str]] = (
-        {"message-list": message_list(app)} if with_list else {}
-    )
+    lists: dict[str, ListHtml] = {"message-list": message_list(app)} if with_list else {}
     regions: dict[str, str] = {
         "rail": rail(app),
         "sidebar": sidebar(app),

@@ -4,7 +4,7 @@ reactions, pins and inline edits), the thread panel and the reply bar."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from willow_core.event import Event
 from willow_core.kinds import Kind
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "header",
     "message_list",
+    "ListHtml",
     "thread_panel",
     "reply_bar",
     "ListMemo",
@@ -47,6 +48,8 @@ GROUP_MS = 7 * 60_000
 SLACK = 200
 #: Rendered message fragments kept for re-use (a render re-uses unchanged ones).
 MAX_CACHED_FRAGMENTS = 4_000
+#: Rows the page may patch in place; more changes than this redraw the list.
+MAX_PATCHES = 24
 #: Characters of a replied-to message shown above a reply.
 REPLY_PREVIEW_CHARS = 90
 
@@ -171,15 +174,24 @@ def _window(app: App, channel_id: bytes, total: int) -> int:
     return start
 
 
-def message_list(app: App) -> tuple[str, str, str]:
-    """``(shown, new, whole)``: the list as the page has it (if it has the last one), what is new
-    at its end, and the whole list. While live messages arrive, ``shown`` is the very string the
-    previous call returned as ``whole``, so the app tells "append" from "redraw" by identity
-    instead of comparing (or copying) the whole list again."""
+class ListHtml(NamedTuple):
+    """The message list for the app to post: ``whole`` is the list; when the page holds the
+    previous one, ``shown`` is that very string, and the page gets there by replacing the rows
+    in ``patches`` (``(message id hex, row html)``) and appending ``new``. Otherwise ``shown`` is
+    ``whole`` and there is nothing to patch or append. The app tells the cases apart by the
+    identity of ``shown`` and what it posted last."""
+
+    shown: str
+    new: str
+    whole: str
+    patches: list[tuple[str, str]]
+
+
+def message_list(app: App) -> ListHtml:
     state, channel_id = app.state, app.channel_id
     if state is None or channel_id is None or channel_id not in state.channels:
         empty = str(_empty(app))
-        return empty, "", empty
+        return ListHtml(empty, "", empty, [])
     channel = state.channels[channel_id]
     ids = channel.messages
     start = _window(app, channel_id, len(ids))
@@ -189,23 +201,30 @@ def message_list(app: App) -> tuple[str, str, str]:
         if start == 0
         else f"<button {attrs(class_='load-older', data_action='load-older')}>Load older messages</button>"
     )
-    fragments = [intro, *_list_fragments(app, state, channel_id, start, ids[start:])]
+    shown_ids = ids[start:]
+    fragments = [intro, *_list_fragments(app, state, channel_id, start, shown_ids)]
     key = (channel_id, start)
     previous = app.view_cache.lists.get(key)
     if previous is not None and previous[0] == fragments:
-        return previous[1], "", previous[1]
+        return ListHtml(previous[1], "", previous[1], [])
     if (
         previous is not None
-        and len(previous[0]) < len(fragments)
-        and fragments[: len(previous[0])] == previous[0]
+        and len(previous[0]) <= len(fragments)
+        and shown_ids[: len(previous[2])] == previous[2]
     ):
-        extra = "".join(fragments[len(previous[0]) :])
-        whole = previous[1] + extra
-        app.view_cache.lists = {key: (fragments, whole)}
-        return previous[1], extra, whole
+        # the same messages in the same places, maybe some changed, maybe more after them
+        before = previous[0]
+        changed = [i for i in range(len(before)) if fragments[i] is not before[i]]
+        changed = [i for i in changed if fragments[i] != before[i]]
+        if len(changed) <= MAX_PATCHES and 0 not in changed:
+            extra = "".join(fragments[len(before) :])
+            whole = "".join(fragments) if changed else previous[1] + extra
+            app.view_cache.lists = {key: (fragments, whole, shown_ids)}
+            patches = [(shown_ids[i - 1].hex(), fragments[i]) for i in changed]
+            return ListHtml(previous[1], extra, whole, patches)
     joined = "".join(fragments)
-    app.view_cache.lists = {key: (fragments, joined)}
-    return joined, "", joined
+    app.view_cache.lists = {key: (fragments, joined, shown_ids)}
+    return ListHtml(joined, "", joined, [])
 
 
 @dataclass(slots=True)
@@ -408,12 +427,14 @@ class _Env:
         cache = app.view_cache.fragments
         html = cache.get(key)
         if html is None:
-            html = ""
+            # One row per message (``display: contents``): the unit the page patches in place.
+            html = f'<div class="row" data-row="{message_id.hex()}">'
             if new_day:
                 html += f'<div class="day-sep" role="separator"><span>{esc(day(app, message.ts))}</span></div>'
             html += _message(
                 app, state, message, self.ctx, grouped, thread, reply, pending, channel_id
             )
+            html += "</div>"
             if len(cache) > MAX_CACHED_FRAGMENTS:
                 cache.clear()
             cache[key] = html
