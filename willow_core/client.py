@@ -19,7 +19,7 @@ from .hlc import HybridClock
 from .identity import Identity
 from .invite import InviteLink, sign_join
 from .keyring import UNKEYED_KINDS, Entropy, KeyPolicy, Keyring
-from .kinds import CreateServer, Join, Payload, Sealed, ShareChannelKey, Vote
+from .kinds import CreateServer, Join, Payload, Sealed, SealedMessage, ShareChannelKey, Vote
 from .managed import ManagedDag, Receipt
 from .state import ServerState, state_hash
 
@@ -44,6 +44,7 @@ class Community:
         "_forks_seen",
         "_deps_settled",
         "_deps_complete",
+        "_built",
     )
 
     def __init__(self, identity: Identity, server_id: bytes, clock: HybridClock | None = None):
@@ -67,6 +68,9 @@ class Community:
         #: other author's tip (else -1); ``_deps`` has nothing to add while it stays so
         self._deps_settled = -1
         self._deps_complete = False
+        #: the id of the event ``build_signed`` made last and its deps in the order chosen
+        #: (what the payload names first), for ``apply_own`` to record what they cover
+        self._built: tuple[bytes, list[bytes]] = (b"", [])
 
     def _revision(self, state: ServerState) -> int | None:
         """How far ``state`` has got as far as keys go, if it is ours (the keyring's memo).
@@ -86,13 +90,13 @@ class Community:
         if fresh:
             self._scanned = len(events)
             forks = dag.fork_seq
-            if (
-                fresh > _SCAN_LIMIT
-                or forks != self._forks_seen
-                or any(
+            if fresh == 1:  # the usual: one event since (our own message, say)
+                keyed = next(reversed(events.values())).kind not in UNKEYED_KINDS
+            else:
+                keyed = fresh > _SCAN_LIMIT or any(
                     ev.kind not in UNKEYED_KINDS for ev in islice(reversed(events.values()), fresh)
                 )
-            ):
+            if keyed or forks != self._forks_seen:
                 self._key_revision += 1
                 self._forks_seen = dict(forks)
         return self._key_revision
@@ -184,40 +188,69 @@ class Community:
         return list(required) + candidates[:room]
 
     def author(self, payload: Payload, wall_ms: int) -> Event:
-        """Sign ``payload`` as the local identity, apply it locally, and return it to publish.
+        """Sign ``payload`` as the local identity, apply it locally, and return it to publish:
+        ``build_signed`` (the send path) then ``apply_own``.
 
         Raises:
             NotPermitted: replay would reject it now; nothing was signed into the log.
         """
-        if self.managed.state is None:
+        return self.apply_own(self.build_signed(payload, wall_ms), wall_ms)
+
+    def build_signed(self, payload: Payload, wall_ms: int) -> Event:
+        """The send path: our next event carrying ``payload``, signed, not yet applied.
+
+        Chooses seq and prev (our head), the deps (what the payload names, then the newest
+        other authors' tips our events do not cover yet) and the timestamp (the clock, never
+        before a parent's), then signs. The event must go through ``apply_own`` before it is
+        published (``author`` does both): until then the log does not hold it, so building
+        another one would reuse its seq.
+        """
+        managed = self.managed
+        if managed.state is None:
             raise LocalError("the community's history has not been received yet")
-        me = self.identity.public_key
-        head = self.dag.head(me)
-        required: tuple[bytes, ...] = ()
+        identity = self.identity
+        me = identity.public_key
+        dag = managed.dag
+        head = dag.head(me)
         if isinstance(payload, Vote):
-            required = (payload.proposal,)
+            required: tuple[bytes, ...] = (payload.proposal,)
         elif isinstance(payload, Join):
             required = (payload.invite,)
         else:
             required = self._key_event(payload)
         deps = self._deps(required)
-        if head is not None:
-            deps = [d for d in deps if d != head.id]
-        parents = [self.dag.events[d] for d in deps]
-        if head is not None:
-            parents.append(head)
         ts = self.clock.now(wall_ms).ms
-        ts = max([ts, *(p.ts for p in parents)])
+        events = dag.events
+        for dep in deps:
+            ts = max(ts, events[dep].ts)
+        if head is None:
+            seq, prev = 1, ZERO_ID
+        else:
+            seq, prev, ts = head.seq + 1, head.id, max(ts, head.ts)
+            if prev in deps:
+                deps.remove(prev)
         ev = sign_event(
-            secret_key=self.identity.secret_key,
+            secret_key=identity.secret_key,
             author=me,
-            server=self.server_id,
-            seq=1 if head is None else head.seq + 1,
-            prev=ZERO_ID if head is None else head.id,
+            server=dag.server_id,
+            seq=seq,
+            prev=prev,
             deps=deps,
             ts=ts,
             payload=payload,
         )
+        self._built = (ev.id, deps)
+        return ev
+
+    def apply_own(self, ev: Event, wall_ms: int) -> Event:
+        """Judge ``ev`` (from ``build_signed``) with the replay rules and apply it locally.
+
+        A client applies what it sends before publishing it: what it shows is then what
+        replay gives everyone, and a refused action never leaves the process.
+
+        Raises:
+            NotPermitted: replay would reject it now; nothing was inserted into the log.
+        """
         reason = self.managed.try_apply(ev)
         if reason is not None:
             raise NotPermitted(reason)
@@ -225,27 +258,36 @@ class Community:
         receipt = self.managed.receive([ev], wall_ms, verified=True)
         if receipt.refused:
             raise LocalError(f"own event refused: {receipt.refused[0][1]}")
-        for dep in deps:
-            self._covered[self.dag.events[dep].author] = dep
-        settled = self._deps_complete and len(self.dag.events) == held + 1  # only ours came in
+        events = self.dag.events
+        built_id, deps = self._built
+        for dep in deps if built_id == ev.id else ev.deps:
+            self._covered[events[dep].author] = dep
+        settled = self._deps_complete and len(events) == held + 1  # only ours came in
         self._deps_settled = held + 1 if settled else -1
         return ev
 
     def _key_event(self, payload: Payload) -> tuple[bytes, ...]:
         """Sealed content and shares name a key epoch; depending on the event that started it
         orders them after it (replay requires the epoch to be known)."""
-        sealed = getattr(payload, "sealed", None)
-        kid = sealed.key if sealed is not None else None
-        if isinstance(payload, ShareChannelKey):
-            kid = payload.key
-        if kid is None:
-            return ()
-        channel = getattr(payload, "channel", None)
-        if channel is None:  # an edit: the channel is the edited message's
-            message = self.state.messages.get(getattr(payload, "message", b""))
-            channel = message.channel if message is not None else None
-        epoch = self.state.channel_keys.get(channel, {}).get(kid) if channel else None
-        return (epoch.event,) if epoch is not None and epoch.event in self.dag else ()
+        state = self.state
+        if type(payload) is SealedMessage:  # the usual, one per message sent
+            channel: bytes | None = payload.channel
+            kid: bytes = payload.sealed.key
+        else:
+            sealed = getattr(payload, "sealed", None)
+            found = sealed.key if sealed is not None else None
+            if isinstance(payload, ShareChannelKey):
+                found = payload.key
+            if found is None:
+                return ()
+            kid = found
+            channel = getattr(payload, "channel", None)
+            if channel is None:  # an edit: the channel is the edited message's
+                message = state.messages.get(getattr(payload, "message", b""))
+                channel = message.channel if message is not None else None
+        epochs = state.channel_keys.get(channel) if channel else None
+        epoch = epochs.get(kid) if epochs else None
+        return (epoch.event,) if epoch is not None and epoch.event in self.dag.events else ()
 
     # --- sealed channels -------------------------------------------------------------------
 
@@ -273,9 +315,14 @@ class Community:
         Raises:
             LocalError: the channel's current epoch has not been shared with us yet.
         """
-        events: list[Event] = []
         state = self.state
-        if state.member_keys.get(self.identity.public_key) != self.identity.x25519_public:
+        identity = self.identity
+        if state.member_keys.get(identity.public_key) == identity.x25519_public:
+            sealed = self.keyring.seal_text(state, channel, text, purpose, entropy)
+            if sealed is not None:  # the usual: an epoch we hold
+                return [], sealed
+        events: list[Event] = []
+        if state.member_keys.get(identity.public_key) != identity.x25519_public:
             events += self.key_work(wall_ms, entropy)
         sealed = self.keyring.seal_text(self.state, channel, text, purpose, entropy)
         if sealed is None and self.keyring.current(self.state, channel) is None:

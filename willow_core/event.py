@@ -28,7 +28,17 @@ import cbor2
 from . import crypto
 from .encoding import PARSE_ERRORS, encode, parse_strict, read_head
 from .errors import DecodeError, LocalError
-from .kinds import PAYLOAD_KINDS, PAYLOAD_SPECS, Kind, Payload
+from .kinds import (
+    MAX_MESSAGE_CHARS,
+    MAX_SEALED_BYTES,
+    PAYLOAD_KINDS,
+    PAYLOAD_SPECS,
+    Kind,
+    Message,
+    Payload,
+    SealedMessage,
+)
+from .sealing import KEY_ID_BYTES, SALT_BYTES, Sealed
 
 __all__ = [
     "Event",
@@ -387,7 +397,56 @@ def sign_event(
     ts: int,
     payload: Payload,
 ) -> Event:
-    """Build, sign and return an event; raises ``LocalError`` if it would not decode."""
+    """Build, sign and return an event; raises ``LocalError`` if it would not decode.
+
+    The event is exactly what ``decode_event`` gives for its wire bytes: the payload is
+    validated by its kind's spec (the checks ingest runs) and the signable bytes are canonical.
+    They are written by hand (``_fast_signable``), a kind with a writer of its own skipping the
+    generic encode and validate; anything that path declines goes through
+    ``_checked_signable``, which encodes with the CBOR library, decodes the payload back and
+    names what is wrong. Both give the same bytes (tests/core/test_sign_event.py).
+    """
+    built = _fast_signable(server, author, seq, prev, deps, ts, payload)
+    if built is None:
+        built = _checked_signable(server, author, seq, prev, deps, ts, payload)
+    signable, sorted_deps, kind, value = built
+    if len(signable) + 80 > MAX_EVENT_BYTES:
+        raise LocalError("event is over the size cap")
+    sig = _sign(secret_key, signable)
+    return _new(
+        Event,
+        (
+            _sha256(signable).digest(),
+            server,
+            author,
+            seq,
+            prev,
+            sorted_deps,
+            ts,
+            kind,
+            value,
+            signable,
+            sig,
+            sorted_deps if seq == 1 else (prev, *sorted_deps),
+        ),
+    )
+
+
+#: ``(signable, sorted deps, kind, payload as decoded)``
+_Built = tuple[bytes, tuple[bytes, ...], Kind, Any]
+
+
+def _checked_signable(
+    server: bytes | None,
+    author: bytes,
+    seq: int,
+    prev: bytes,
+    deps: tuple[bytes, ...] | list[bytes],
+    ts: int,
+    payload: Payload,
+) -> _Built:
+    """The reference construction: every check named, the payload decoded back from its CBOR
+    form, the whole array encoded by the CBOR library."""
     kind, payload_raw = payload_to_cbor(payload)
     sorted_deps = tuple(sorted(set(deps)))
     if (
@@ -404,29 +463,213 @@ def sign_event(
     try:
         _check_structure(server, seq, prev, sorted_deps, kind)
         # Decode what we encode, so a local event is identical to the same event received.
-        payload = PAYLOAD_SPECS[kind].decode(payload_raw)
+        value = PAYLOAD_SPECS[kind].decode(payload_raw)
     except DecodeError as exc:
         raise LocalError(f"invalid event: {exc}") from None
-    signable = encode(
-        [EVENT_TAG, server, author, seq, prev, list(sorted_deps), ts, int(kind), payload_raw]
+    try:
+        signable = encode(
+            [EVENT_TAG, server, author, seq, prev, list(sorted_deps), ts, int(kind), payload_raw]
+        )
+    except UnicodeEncodeError as exc:  # a lone surrogate in a text: no UTF-8 form
+        raise LocalError(f"invalid event: {exc}") from None
+    return signable, sorted_deps, kind, value
+
+
+_sign = crypto.ed25519_sign
+_HEAD8 = Struct(">BB").pack
+_HEAD16 = Struct(">BH").pack
+_HEAD32 = Struct(">BI").pack
+_HEAD64 = Struct(">BQ").pack
+#: ``_UINTS[n]``: the canonical encoding of the unsigned integer ``n`` < 256 (kinds, most seqs)
+_UINTS = [bytes([n]) if n < 24 else bytes([0x18, n]) for n in range(256)]
+#: ``_BYTE_HEADS[major + n]``: a head whose argument ``n`` < 24 is in its first byte
+_BYTE_HEADS = [bytes([b]) for b in range(256)]
+_NULL = b"\xf6"
+_ONE_DEP = b"\x81" + _ID_HEAD
+_NO_DEPS = b"\x80"
+_TS_FLOOR = 2**32  # a millisecond time past 1970-02-19 takes the 8-byte head
+
+
+def _head(major: int, n: int) -> bytes:
+    """The canonical head of major type ``major`` (its first byte) with argument ``n``."""
+    if n < 24:
+        return _BYTE_HEADS[major + n]
+    if n < 256:
+        return _HEAD8(major + 24, n)
+    if n < 65536:
+        return _HEAD16(major + 25, n)
+    if n < 4294967296:
+        return _HEAD32(major + 26, n)
+    return _HEAD64(major + 27, n)
+
+
+def _fast_signable(
+    server: bytes | None,
+    author: bytes,
+    seq: int,
+    prev: bytes,
+    deps: tuple[bytes, ...] | list[bytes],
+    ts: int,
+    payload: Payload,
+) -> _Built | None:
+    """The signable array written field by field, or ``None`` for anything unusual (the
+    checked path then builds it, or says what is wrong). Only a later event of a member
+    (seq > 1, a server id) is written here; the checks are ``sign_event``'s and
+    ``_check_structure``'s for that case."""
+    if len(deps) == 1:
+        sorted_deps: tuple[bytes, ...] = (deps[0],)
+    else:
+        sorted_deps = tuple(sorted(set(deps)))
+    count = len(sorted_deps)
+    if (
+        type(author) is not bytes
+        or len(author) != 32
+        or type(prev) is not bytes
+        or len(prev) != 32
+        or type(server) is not bytes
+        or len(server) != 32
+        or type(seq) is not int
+        or type(ts) is not int
+        or not 1 < seq < _UINT_LIMIT
+        or not 0 <= ts < _UINT_LIMIT
+        or prev == ZERO_ID
+        or count > MAX_DEPS
+        or prev in sorted_deps
+    ):
+        return None
+    if count == 1:
+        dep = sorted_deps[0]
+        if type(dep) is not bytes or len(dep) != 32:
+            return None
+        deps_part = _ONE_DEP + dep
+    elif count:
+        if not all(map(_is_key, sorted_deps)):
+            return None
+        deps_part = _head(0x80, count) + _ID_HEAD + _ID_HEAD.join(sorted_deps)
+    else:
+        deps_part = _NO_DEPS
+    write = _WRITERS.get(type(payload))
+    if write is not None:
+        body = write(payload)
+        if body is None:
+            return None
+        kind = _WRITER_KINDS[type(payload)]
+        value: Any = payload  # a writer accepts only values of exactly the decoded types
+    else:
+        found = PAYLOAD_KINDS.get(type(payload))
+        if found is None or found is _GENESIS_KIND:
+            return None
+        kind = found
+        spec = PAYLOAD_SPECS[kind]
+        raw = spec.encode(payload)
+        sized = spec.sized
+        assert sized is not None  # every payload spec is a record (checked at import)
+        try:
+            value, size = sized(raw)  # the checks ingest runs
+            body = encode(raw)
+        except (DecodeError, UnicodeEncodeError):
+            return None
+        if len(body) != size:
+            return None
+    signable = b"".join(
+        (
+            _PREFIX,
+            _ID_HEAD,
+            server,
+            _ID_HEAD,
+            author,
+            _UINTS[seq] if seq < 256 else _head(0, seq),
+            _ID_HEAD,
+            prev,
+            deps_part,
+            _HEAD64(0x1B, ts) if ts >= _TS_FLOOR else _head(0, ts),
+            _UINTS[kind],  # every kind is below 256
+            body,
+        )
     )
-    if len(signable) + 80 > MAX_EVENT_BYTES:
-        raise LocalError("event is over the size cap")
-    sig = crypto.ed25519_sign(secret_key, signable)
-    return Event(
-        _sha256(signable).digest(),
-        server,
-        author,
-        seq,
-        prev,
-        sorted_deps,
-        ts,
-        kind,
-        payload,
-        signable,
-        sig,
-        sorted_deps if seq == 1 else (prev, *sorted_deps),
+    return signable, sorted_deps, kind, value
+
+
+def _id_or_null(value: object) -> bytes | None:
+    """The canonical bytes of an optional 32-byte id, or ``None`` if it is neither."""
+    if value is None:
+        return _NULL
+    if type(value) is bytes and len(value) == 32:
+        return _ID_HEAD + value
+    return None
+
+
+def _write_sealed_message(payload: SealedMessage) -> bytes | None:
+    channel, sealed, thread, reply_to = payload
+    if type(sealed) is not Sealed or type(channel) is not bytes or len(channel) != 32:
+        return None
+    key, salt, box = sealed
+    if (
+        type(key) is not bytes
+        or len(key) != KEY_ID_BYTES
+        or type(salt) is not bytes
+        or len(salt) != SALT_BYTES
+        or type(box) is not bytes
+    ):
+        return None
+    size = len(box)
+    if size < 256:
+        box_head = _HEAD8(0x58, size) if size >= 24 else _BYTE_HEADS[0x40 + size]
+    elif size <= MAX_SEALED_BYTES:
+        box_head = _HEAD16(0x59, size)  # the cap is below 65536
+    else:
+        return None
+    if thread is None and reply_to is None:
+        tail = _TWO_NULLS
+    else:
+        thread_part = _NULL if thread is None else _id_or_null(thread)
+        reply_part = _NULL if reply_to is None else _id_or_null(reply_to)
+        if thread_part is None or reply_part is None:
+            return None
+        tail = thread_part + reply_part
+    return b"".join(
+        (_SEALED_MESSAGE_HEAD, channel, _SEALED_HEAD, key, _SALT_HEAD, salt, box_head, box, tail)
     )
+
+
+def _write_message(payload: Message) -> bytes | None:
+    channel, text, thread, reply_to = payload
+    if type(channel) is not bytes or len(channel) != 32 or type(text) is not str:
+        return None
+    if len(text) > MAX_MESSAGE_CHARS:
+        return None
+    try:
+        utf8 = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: the checked path says so
+        return None
+    if thread is None and reply_to is None:
+        tail = _TWO_NULLS
+    else:
+        thread_part = _NULL if thread is None else _id_or_null(thread)
+        reply_part = _NULL if reply_to is None else _id_or_null(reply_to)
+        if thread_part is None or reply_part is None:
+            return None
+        tail = thread_part + reply_part
+    return b"".join((_MESSAGE_HEAD, channel, _head(0x60, len(utf8)), utf8, tail))
+
+
+#: a 4-field record opening with a 32-byte id
+_SEALED_MESSAGE_HEAD = _MESSAGE_HEAD = b"\x84" + _ID_HEAD
+#: ``Sealed``: a 3-field record opening with the 16-byte key id; then the salt's head
+_SEALED_HEAD = b"\x83" + _head(0x40, KEY_ID_BYTES)
+_SALT_HEAD = _head(0x40, SALT_BYTES)
+_TWO_NULLS = _NULL + _NULL
+if MAX_SEALED_BYTES >= 65536:
+    raise TypeError("_write_sealed_message writes a box's length in at most 2 bytes")
+#: Payload types whose canonical bytes are written and checked by hand (the kinds sent most,
+#: one per chat message), each mirroring its kind's spec; any other value they decline.
+_WRITERS: dict[type[Any], Callable[[Any], bytes | None]] = {
+    SealedMessage: _write_sealed_message,
+    Message: _write_message,
+}
+_WRITER_KINDS = {cls: PAYLOAD_KINDS[cls] for cls in _WRITERS}
+if max(map(int, Kind)) >= 256:
+    raise TypeError("_fast_signable writes a kind in at most 2 bytes")
 
 
 def verify_event(event: Event) -> bool:

@@ -118,6 +118,8 @@ class _Derived:
     readers: dict[bytes, tuple[tuple[bytes, ...], frozenset[bytes]]] = field(default_factory=dict)
     #: channel -> what ``current`` answered
     current: dict[bytes, tuple[bytes, bytes] | None] = field(default_factory=dict)
+    #: (channel, purpose) -> the sealer for the current epoch (``seal_text``, per message)
+    sealers: dict[tuple[bytes, str], Sealer] = field(default_factory=dict)
 
 
 class Unreadable(Enum):
@@ -365,6 +367,19 @@ class Keyring:
         self, state: ServerState, channel: bytes, text: str, purpose: str, entropy: Entropy
     ) -> Sealed | None:
         """Seal ``text`` under the current epoch; None when there is none we hold yet."""
+        derived = self._memo(state)
+        sealer = None if derived is None else derived.sealers.get((channel, purpose))
+        if sealer is None:
+            sealer = self._sealer(state, channel, purpose)
+            if sealer is None:
+                return None
+            if derived is not None:
+                derived.sealers[(channel, purpose)] = sealer
+        return sealer.seal(text.encode(), entropy(SALT_BYTES))
+
+    def _sealer(self, state: ServerState, channel: bytes, purpose: str) -> Sealer | None:
+        """The sealer for the current epoch (kept per epoch, so a revision that moved without
+        changing the epoch costs no new key schedule)."""
         current = self.current(state, channel)
         if current is None:
             return None
@@ -380,7 +395,7 @@ class Keyring:
                 channel=channel,
                 author=self.identity.public_key,
             )
-        return sealer.seal(text.encode("utf-8"), entropy(SALT_BYTES))
+        return sealer
 
     def rotation(self, state: ServerState, channel: bytes, entropy: Entropy) -> RotateChannelKey:
         """A new epoch for ``channel``, wrapped for every reader (ourselves included)."""

@@ -61,7 +61,13 @@ _SEALED_TAG = "willow/sealed/v1"
 _HMAC_BLOCK = 64
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
+_IPAD_BYTE = b"\x36"
+#: what follows a 16-byte salt (as a key) and a 32-byte PRK in their outer HMAC key blocks
+_SALT_OPAD_TAIL = b"\x5c" * (_HMAC_BLOCK - SALT_BYTES)
+_PRK_OPAD_TAIL = b"\x5c" * (_HMAC_BLOCK - 32)
 _sha256 = hashlib.sha256
+_aead_encrypt = crypto.aead_encrypt
+_new = tuple.__new__
 
 
 class Sealed(NamedTuple):
@@ -168,9 +174,16 @@ def _aad(purpose: str, server: bytes, channel: bytes, kid: bytes, author: bytes)
 class Sealer:
     """Seals one author's content of one purpose in one channel under one epoch key. The key
     id and the AAD are the same for every item, so a sender keeps one per epoch and purpose
-    and each message costs only its salt's key derivation and the AEAD."""
+    and each message costs only its salt's key derivation and the AEAD.
 
-    __slots__ = ("channel_key", "kid", "aad")
+    The derivation is ``_hkdf32(channel_key, salt, aad)`` spelled out over four SHA-256 calls,
+    with the parts that do not depend on the salt joined once here: HMAC's key block is the key
+    XOR a pad, zero-padded to 64 bytes, so the extract's inner input is the salt XOR ipad, then
+    48 ipad bytes and the channel key; the expand's is the 32-byte PRK XOR ipad, then 32 ipad
+    bytes, the AAD and the block counter 1.
+    """
+
+    __slots__ = ("channel_key", "kid", "aad", "_extract_tail", "_expand_tail")
 
     def __init__(
         self, channel_key: bytes, *, purpose: str, server: bytes, channel: bytes, author: bytes
@@ -178,14 +191,20 @@ class Sealer:
         self.channel_key = channel_key
         self.kid = key_id(channel_key)
         self.aad = _aad(purpose, server, channel, self.kid, author)
+        self._extract_tail = _IPAD_BYTE * (_HMAC_BLOCK - SALT_BYTES) + channel_key
+        self._expand_tail = _IPAD_BYTE * (_HMAC_BLOCK - 32) + self.aad + b"\x01"
 
     def seal(self, plaintext: bytes, salt: bytes) -> Sealed:
         """Seal ``plaintext`` with a fresh 16-byte random ``salt``."""
-        if len(salt) != SALT_BYTES:
+        if type(salt) is not bytes or len(salt) != SALT_BYTES:
             raise CryptoError("a sealing salt is 16 random bytes")
-        aad = self.aad
-        one_time = _hkdf32(self.channel_key, salt, aad)
-        return Sealed(self.kid, salt, crypto.aead_encrypt(one_time, _ZERO_NONCE, plaintext, aad))
+        sha = _sha256
+        inner = sha(salt.translate(_IPAD) + self._extract_tail).digest()
+        prk = sha(salt.translate(_OPAD) + _SALT_OPAD_TAIL + inner).digest()
+        inner = sha(prk.translate(_IPAD) + self._expand_tail).digest()
+        one_time = sha(prk.translate(_OPAD) + _PRK_OPAD_TAIL + inner).digest()
+        box = _aead_encrypt(one_time, _ZERO_NONCE, plaintext, self.aad)
+        return _new(Sealed, (self.kid, salt, box))
 
 
 def seal(

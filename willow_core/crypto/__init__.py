@@ -87,8 +87,10 @@ def ed25519_keypair_from_seed(seed: bytes) -> tuple[bytes, bytes]:
 
 def ed25519_sign(secret_key: bytes, message: bytes) -> bytes:
     """Sign ``message`` with a 64-byte secret key; returns a 64-byte signature."""
-    _need("secret_key", secret_key, ED25519_SECRET_BYTES)
-    return get_backend().ed25519_sign(secret_key, bytes(message))
+    if type(secret_key) is not bytes or len(secret_key) != ED25519_SECRET_BYTES:
+        _need("secret_key", secret_key, ED25519_SECRET_BYTES)
+    backend = _backend if _backend is not None else get_backend()
+    return backend.ed25519_sign(secret_key, bytes(message))
 
 
 def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -136,9 +138,12 @@ def x25519(private_key: bytes, public_key: bytes) -> bytes:
 
 def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """ChaCha20-Poly1305-IETF; returns ciphertext followed by the 16-byte tag."""
-    _need("key", key, AEAD_KEY_BYTES)
-    _need("nonce", nonce, AEAD_NONCE_BYTES)
-    return get_backend().aead_encrypt(key, nonce, bytes(plaintext), bytes(aad))
+    if type(key) is not bytes or len(key) != AEAD_KEY_BYTES:
+        _need("key", key, AEAD_KEY_BYTES)
+    if type(nonce) is not bytes or len(nonce) != AEAD_NONCE_BYTES:
+        _need("nonce", nonce, AEAD_NONCE_BYTES)
+    backend = _backend if _backend is not None else get_backend()
+    return backend.aead_encrypt(key, nonce, bytes(plaintext), bytes(aad))
 
 
 def aead_decrypt(key: bytes, nonce: bytes, ciphertext_with_tag: bytes, aad: bytes) -> bytes:
