@@ -231,18 +231,29 @@ SEND_PROBE = """
 }
 """
 
+#: In B: the harness waits for marker i with a promise the probe resolves (``_paced``), not by
+#: polling every animation frame, which would keep both pages drawing 60 frames a second.
+ARRIVED = """
+  window.__waiters = {};
+  window.__arrived = (i) => { const resolve = window.__waiters[i]; if (resolve) resolve(true); };
+"""
+WAIT_FOR = """
+(i) => window.__got[i] !== undefined || new Promise((resolve) => { window.__waiters[i] = resolve; })
+"""
+
 #: In B: t1 (wall clock) of each marker once a row holding it is in #message-list (appended
 #: or morphed in), seen by a MutationObserver (it runs right after the change, before paint).
 RENDER_PROBE = """
 () => {
   window.__got = {};
+  ARRIVED
   const list = document.getElementById("message-list");
   const scan = () => {
     const t = performance.timeOrigin + performance.now();
     const rows = list.querySelectorAll(".msg");
     for (let i = rows.length - 1; i >= 0 && i >= rows.length - 40; i--) {
       const m = /lat-(\\d+)/.exec(rows[i].textContent);
-      if (m && !(+m[1] in window.__got)) window.__got[+m[1]] = t;
+      if (m && !(+m[1] in window.__got)) { window.__got[+m[1]] = t; window.__arrived(+m[1]); }
     }
   };
   new MutationObserver(scan).observe(list, { childList: true, subtree: true, characterData: true });
@@ -282,18 +293,34 @@ BARE_SOCKET = """
   window.__frames = [];
   window.__got = {};
   window.__sent = {};
+  ARRIVED
   const latin1 = new TextDecoder("latin1");
   ws.onmessage = (event) => {
     const t = performance.timeOrigin + performance.now();
     const bytes = new Uint8Array(event.data);
     const m = /lat-(\\d+)/.exec(latin1.decode(bytes));
-    if (m) window.__got[+m[1]] = t;
+    if (m) { window.__got[+m[1]] = t; window.__arrived(+m[1]); }
     else window.__frames.push(btoa(String.fromCharCode(...bytes)));
   };
   ws.onopen = () => resolve(true);
   ws.onerror = () => reject(new Error("websocket error"));
 })
 """
+
+#: In A: put a message's text in the composer as typing would (one input event).
+TYPE_TEXT = """
+(text) => {
+  const box = document.getElementById("composer");
+  box.focus();
+  box.value = text;
+  const init = { bubbles: true, inputType: "insertText", data: text };
+  box.dispatchEvent(new InputEvent("input", init));
+}
+"""
+
+# Both receivers resolve the harness's wait for each marker the same way.
+RENDER_PROBE = RENDER_PROBE.replace("  ARRIVED\n", ARRIVED.lstrip("\n"))
+BARE_SOCKET = BARE_SOCKET.replace("  ARRIVED\n", ARRIVED.lstrip("\n"))
 
 BARE_SEND = """
 (b64) => window.__ws.send(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)))
@@ -339,9 +366,7 @@ def _paced(count: int, send: Callable[[int], None], receiver: Page, first: int =
     """Send ``first .. first + count - 1``, each LATENCY_GAP_S after the previous one arrived."""
     for i in range(first, first + count):
         send(i)
-        receiver.wait_for_function(
-            f"window.__got[{i}] !== undefined", polling="raf", timeout=BOOT_TIMEOUT_MS
-        )
+        receiver.evaluate(WAIT_FOR, i)
         time.sleep(LATENCY_GAP_S)
 
 
@@ -394,7 +419,10 @@ def _app_pair(stack: StackProcess, ctx_a: BrowserContext, ctx_b: BrowserContext)
     b.page.evaluate(RENDER_PROBE)
 
     def send(i: int) -> None:
-        a.page.fill("#composer", _text(i))
+        # The text goes in as one input event (``fill`` would first check the box's
+        # actionability over animation frames, work that is Playwright's, not the app's); the
+        # Enter is a real key press, and t0 is taken at its keydown.
+        a.page.evaluate(TYPE_TEXT, _text(i))
         a.page.keyboard.press("Enter")
 
     return Pair(a.page, b.page, send, subject=True)

@@ -144,7 +144,12 @@ function applyComposer(state) {
   autosize(box);
 }
 
+/** Browsers with `field-sizing: content` grow the composer by themselves (app.css), with no
+ * layout forced per keystroke; others measure it. */
+const NATIVE_AUTOSIZE = CSS.supports("field-sizing", "content");
+
 function autosize(box) {
+  if (NATIVE_AUTOSIZE) return;
   box.style.height = "auto";
   box.style.height = Math.min(box.scrollHeight, 240) + "px";
 }

@@ -45,7 +45,7 @@ __all__ = [
 GROUP_MS = 7 * 60_000
 #: New messages are appended to the rendered window until it is this much over its size, so
 #: live traffic patches the list by appending instead of re-rendering it.
-SLACK = 200
+SLACK = 60
 #: Rendered message fragments kept for re-use (a render re-uses unchanged ones).
 MAX_CACHED_FRAGMENTS = 4_000
 #: Rows the page may patch in place; more changes than this redraw the list.
