@@ -150,7 +150,8 @@ class CatchUp:
     started: int
     last_progress: int
     events: int
-    markers: int
+    #: ``SyncProgress.rounds`` when it began: one more means an exchange reached the end
+    rounds: int
 
 
 class App:
@@ -245,7 +246,7 @@ class App:
         for server, community in list(node.communities.items()):
             progress = node.progress[server]
             node.request_sync(server)
-            self.catching[server] = CatchUp(now, now, progress.events, len(progress.complete_from))
+            self.catching[server] = CatchUp(now, now, progress.events, progress.rounds)
             unacked = self.ui.unacked.get(server)
             if community.ready and unacked:
                 mine = [ev for ev in community.managed.order if ev.id in unacked]
@@ -329,7 +330,7 @@ class App:
             if progress.events != catch.events:
                 catch.events = progress.events
                 catch.last_progress = now
-            done = len(progress.complete_from) > catch.markers
+            done = progress.rounds > catch.rounds
             if done or now - catch.last_progress > CATCH_UP_QUIET_MS:
                 del self.catching[server]
         self.ui.toasts = [(t, s) for t, s in self.ui.toasts if now - t < TOAST_MS]
@@ -474,7 +475,7 @@ class App:
         else:
             node.request_sync(server)
             now = self.io.now_ms()
-            self.catching[server] = CatchUp(now, now, 0, 0)
+            self.catching[server] = CatchUp(now, now, 0, node.progress[server].rounds)
         self._fix_selection()
         return server
 
