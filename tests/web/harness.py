@@ -149,7 +149,7 @@ def regions(app: App) -> dict[str, str]:
 def _patch(region: str, row: str, html: str) -> str:
     """Replace the element ``data-row="row"`` in ``region`` as the page does (our HTML nests
     only divs inside a row, and escaped text holds no ``<div``)."""
-    begin = region.index(f'<div class="row" data-row="{row}">')
+    begin = region.index(f'<div class="msg-row" data-row="{row}">')
     depth, pos = 0, begin
     while True:
         opening, closing = region.find("<div", pos), region.find("</div>", pos)

@@ -428,7 +428,7 @@ class _Env:
         html = cache.get(key)
         if html is None:
             # One row per message (``display: contents``): the unit the page patches in place.
-            html = f'<div class="row" data-row="{message_id.hex()}">'
+            html = f'<div class="msg-row" data-row="{message_id.hex()}">'
             if new_day:
                 html += f'<div class="day-sep" role="separator"><span>{esc(day(app, message.ts))}</span></div>'
             html += _message(
