@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 from willow_core.errors import LocalError, WillowError
 from willow_core.event import Event
-from willow_core.sync import BATCH_BYTES
 
 __all__ = [
     "StorageError",
@@ -44,8 +43,9 @@ __all__ = [
 MAX_OPEN_DATABASES = 128
 #: Events per history page, whatever the requester asks for (the original's cap was 10k).
 MAX_HISTORY_LIMIT = 1_000
-#: Event bytes per history page, so a page fits one frame (at least one event is always sent).
-HISTORY_PAGE_BYTES = BATCH_BYTES
+#: Event bytes per history page, so a page fits one 256 KiB frame (at least one event is always
+#: sent).
+HISTORY_PAGE_BYTES = 192 * 1024
 
 _SUFFIX = ".db"
 _NAME = re.compile(r"^[0-9a-f]{64}\.db$")

@@ -77,15 +77,17 @@ __all__ = [
 
 #: Authors per request (SEC: a bigger heads summary is a cheap way to make a peer work).
 MAX_HEADS = 256
-#: Event bytes per batch: a batch and its envelope fit in one 256 KiB frame.
-BATCH_BYTES = 192 * 1024
-#: Event bytes in one answer (two full batches) before the responder stops and names a cursor.
+#: Event bytes per batch: one batch is what a reader verifies and applies in one go (~160
+#: events; tens of milliseconds in a browser), so a worker that yields between batches stays
+#: responsive. A window is several batches.
+BATCH_BYTES = 48 * 1024
+#: Event bytes in one answer (eight full batches) before the responder stops and names a cursor.
 #: A requester has one window in flight per exchange and a reader busy verifying leaves it in
 #: the relay's send buffer for that connection (``relay.limits.SEND_BUFFER_BYTES`` = 1 MiB): two
 #: serving nodes answering one request on the community topic (768 KiB) plus live traffic still
 #: fit, so a catch-up never gets the reader dropped as a slow consumer. Larger windows save few
 #: round trips (a window is ~1,000 events; the requester spends far longer verifying them).
-WINDOW_BYTES = 2 * BATCH_BYTES
+WINDOW_BYTES = 384 * 1024
 SNAPSHOT_CHUNK_BYTES = 192 * 1024
 #: A snapshot larger than this is refused (about a million messages).
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024

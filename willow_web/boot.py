@@ -50,11 +50,13 @@ TICK_S = 1.0
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
 IDLE_S = 0.005
-#: Received frames are handled in slices of about this long; between slices the worker
-#: yields, and while the person is typing or clicking (an input within INPUT_RECENT_S) it
-#: pauses as long as the slice took, leaving the page's threads half of a busy processor.
+#: Received frames are handled in slices of about this long (a sync batch is one frame); between
+#: slices the worker yields, and while the person is typing or clicking (an input within
+#: INPUT_RECENT_S) it rests TYPING_PAUSE times as long as the slice took, leaving the page's
+#: threads three quarters of a processor the catch-up would otherwise take.
 SLICE_S = 0.008
 INPUT_RECENT_S = 0.5
+TYPING_PAUSE = 3.0
 #: Received events are flushed to IndexedDB at most this long after they arrive: one flush
 #: for a burst (a catch-up flushes a few times, not once per batch), and none between an
 #: arriving message and its drawing. Own events and settings flush at once.
@@ -118,6 +120,8 @@ class BrowserShell:
         #: frames received and not yet handled, with the socket each came from (``_drain``)
         self._inbox: deque[tuple[Any, bytes]] = deque()
         self._draining = False
+        #: ``time.perf_counter()`` before which the next slice waits (see ``_drain``)
+        self._drain_not_before = 0.0
         #: ``time.perf_counter()`` of the person's last keystroke or click (the page says)
         self._input_at = float("-inf")
         #: ``time.perf_counter()`` when the worker last finished a frame or a render
@@ -170,7 +174,12 @@ class BrowserShell:
 
             self._inbox.append((socket, Uint8Array.new(event.data).to_bytes()))
             if not self._draining:
-                self._drain()
+                wait = self._drain_not_before - time.perf_counter()
+                if wait > 0:  # the person is typing and the last slice was long: rest first
+                    self._draining = True
+                    asyncio.get_event_loop().call_later(wait, self._drain)
+                else:
+                    self._drain()
 
         def on_close(_event: Any) -> None:
             if self.socket is not socket:
@@ -193,10 +202,11 @@ class BrowserShell:
         socket.onopen, socket.onmessage, socket.onclose = handlers
 
     def _drain(self) -> None:
-        """Handle received frames for at most SLICE_S, then yield: at once, or for as long
-        again while the person is typing or clicking (see INPUT_RECENT_S), so a catch-up never
-        starves the page of the processor. A frame that finds the inbox empty is handled at
-        once (live chat waits for nothing)."""
+        """Handle received frames for about SLICE_S, then yield. While the person is typing or
+        clicking (an input within INPUT_RECENT_S), the worker then rests TYPING_PAUSE times as
+        long as it worked before it handles the next frame, whenever that arrives: a catch-up
+        gets a quarter of a processor and the page the rest. Otherwise a frame is handled as
+        soon as it arrives (live chat waits for nothing)."""
         self._draining = False
         app = self.app
         began = time.perf_counter()
@@ -214,12 +224,14 @@ class BrowserShell:
                 break
             if app.link.ready:
                 self._delay = BACKOFF_S[0]
-            if self._inbox and time.perf_counter() - began >= SLICE_S:
-                self._draining = True
-                typing = time.perf_counter() - self._input_at < INPUT_RECENT_S
-                pause = time.perf_counter() - began if typing else 0.0
-                asyncio.get_event_loop().call_later(pause, self._drain)
+            if time.perf_counter() - began >= SLICE_S:
                 break
+        now = time.perf_counter()
+        typing = now - self._input_at < INPUT_RECENT_S
+        self._drain_not_before = now + ((now - began) * TYPING_PAUSE if typing else 0.0)
+        if self._inbox:
+            self._draining = True
+            asyncio.get_event_loop().call_later(self._drain_not_before - now, self._drain)
         if idle and not self._draining:
             self.render_now()  # live chat: draw in the task that received it
         else:
