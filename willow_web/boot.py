@@ -49,6 +49,10 @@ TICK_S = 1.0
 #: IDLE_S: frames queued behind work (a catch-up) arrive back to back, live ones do not.
 RENDER_BACKOFF = 3.0
 MAX_RENDER_DELAY_S = 0.5
+#: While a catch-up runs, renders (the banner's count; the list is held) come at most this
+#: often: nobody reads a counter changing thirty times a second, and each render costs the
+#: page a frame's worth of work.
+CATCH_UP_RENDER_S = 0.25
 IDLE_S = 0.005
 #: Received frames are handled in slices of about this long (a sync batch is one frame); between
 #: slices the worker yields, and while the person is typing or clicking (an input within
@@ -126,6 +130,8 @@ class BrowserShell:
         self._input_at = float("-inf")
         #: ``time.perf_counter()`` when the worker last finished a frame or a render
         self._busy_until = 0.0
+        #: ``time.perf_counter()`` when the last render ended
+        self._rendered_at = 0.0
         self._delay = BACKOFF_S[0]
         self._stopped = False
         self._wanted_offline = False
@@ -232,7 +238,7 @@ class BrowserShell:
         if self._inbox:
             self._draining = True
             asyncio.get_event_loop().call_later(self._drain_not_before - now, self._drain)
-        if idle and not self._draining:
+        if idle and not self._draining and not app.catching:
             self.render_now()  # live chat: draw in the task that received it
         else:
             self.schedule_render()
@@ -301,7 +307,10 @@ class BrowserShell:
             self._render_later.cancel()  # a held-back render is brought forward
         self._render_scheduled = True
         loop = asyncio.get_event_loop()
-        wait = 0.0 if at_once else self._render_not_before - time.perf_counter()
+        not_before = self._render_not_before
+        if self.app.catching and not at_once:
+            not_before = max(not_before, self._rendered_at + CATCH_UP_RENDER_S)
+        wait = 0.0 if at_once else not_before - time.perf_counter()
         if wait > 0.002:
             self._render_later = loop.call_later(wait, self._render)
         else:
@@ -325,7 +334,7 @@ class BrowserShell:
             self.app.render(acted=True)
         else:
             self.app.render()
-        ended = self._busy_until = time.perf_counter()
+        ended = self._busy_until = self._rendered_at = time.perf_counter()
         self._render_not_before = ended + min((ended - began) * RENDER_BACKOFF, MAX_RENDER_DELAY_S)
 
     # --- page messages --------------------------------------------------------------------
