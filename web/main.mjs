@@ -69,7 +69,7 @@ function nearBottom(el) {
   return el.scrollHeight - el.scrollTop - el.clientHeight < STICK_PX;
 }
 
-async function render({ regions, patches, appends, seq }) {
+async function render({ regions, trims, patches, appends, seq }) {
   const Idiomorph = await idiomorph;
   const list = $("messages");
   // While a scroll is already due (see afterRender) the list has grown without one: reading
@@ -83,6 +83,15 @@ async function render({ regions, patches, appends, seq }) {
       morphStyle: "innerHTML",
       callbacks: { beforeNodeMorphed: keepFocused },
     });
+  }
+  for (const [id, count] of trims || []) {
+    // The window moved on: the oldest message rows leave the top (the intro row stays).
+    const rows = $(id)?.querySelectorAll(':scope > .msg-row:not([data-row="intro"])') || [];
+    if (rows.length < count) {
+      post({ type: "resync", region: id });
+      continue;
+    }
+    for (let i = 0; i < count; i++) rows[i].remove();
   }
   for (const [id, row, html] of patches || []) {
     // One message's row changed (a reaction, an acknowledgement, a pin): morph just that row.

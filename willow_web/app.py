@@ -576,12 +576,15 @@ class App:
             self._last[key] = value
         appended: list[list[str]] = []
         patched: list[list[str]] = []
+        trims: list[list[str | int]] = []
         for key, lst in appends.items():
             last = self._last.get(key)
             # identity first: while messages arrive, ``shown`` is the object posted last
             if last is lst.whole or (last is not lst.shown and last == lst.whole):
                 continue
-            if (lst.new or lst.patches) and (last is lst.shown or last == lst.shown):
+            if (lst.new or lst.patches or lst.trim) and (last is lst.shown or last == lst.shown):
+                if lst.trim:
+                    trims.append([key, lst.trim])
                 patched += [[key, row, html] for row, html in lst.patches]
                 if lst.new:
                     appended.append([key, lst.new])
@@ -593,12 +596,13 @@ class App:
         if composer != self._last_composer:
             self._last_composer = composer
             self.io.post({"type": "composer", "state": composer})
-        if changed or appended or patched:
+        if changed or appended or patched or trims:
             self._render_seq += 1
             self.io.post(
                 {
                     "type": "render",
                     "regions": changed,
+                    "trims": trims,
                     "patches": patched,
                     "appends": appended,
                     "seq": self._render_seq,

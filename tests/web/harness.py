@@ -139,6 +139,8 @@ def regions(app: App) -> dict[str, str]:
         if message["type"] == "render":
             for key, html in message["regions"]:
                 out[key] = html
+            for key, count in message["trims"]:
+                out[key] = _trim(out[key], count)
             for key, row, html in message["patches"]:
                 out[key] = _patch(out[key], row, html)
             for key, html in message["appends"]:
@@ -146,10 +148,9 @@ def regions(app: App) -> dict[str, str]:
     return out
 
 
-def _patch(region: str, row: str, html: str) -> str:
-    """Replace the element ``data-row="row"`` in ``region`` as the page does (our HTML nests
-    only divs inside a row, and escaped text holds no ``<div``)."""
-    begin = region.index(f'<div class="msg-row" data-row="{row}">')
+def _row_end(region: str, begin: int) -> int:
+    """Where the row starting at ``begin`` ends (our HTML nests only divs inside a row, and
+    escaped text holds no ``<div``)."""
     depth, pos = 0, begin
     while True:
         opening, closing = region.find("<div", pos), region.find("</div>", pos)
@@ -158,4 +159,21 @@ def _patch(region: str, row: str, html: str) -> str:
         else:
             depth, pos = depth - 1, closing + 6
             if depth == 0:
-                return region[:begin] + html + region[pos:]
+                return pos
+
+
+def _patch(region: str, row: str, html: str) -> str:
+    """Replace the row ``data-row="row"`` in ``region`` as the page does."""
+    begin = region.index(f'<div class="msg-row" data-row="{row}">')
+    return region[:begin] + html + region[_row_end(region, begin) :]
+
+
+def _trim(region: str, count: int) -> str:
+    """Drop the first ``count`` message rows (not the intro row) as the page does."""
+    row = '<div class="msg-row" data-row="'
+    for _ in range(count):
+        begin = region.index(row)
+        while region.startswith(row + 'intro"', begin):
+            begin = region.index(row, begin + 1)
+        region = region[:begin] + region[_row_end(region, begin) :]
+    return region

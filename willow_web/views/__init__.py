@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from willow_core.permissions import Permission
 
-from .chat import ListHtml, ListMemo, WaitingMemo, header, message_list, reply_bar, thread_panel
+from .chat import (
+    ListHtml,
+    ListMemo,
+    ShownList,
+    WaitingMemo,
+    header,
+    message_list,
+    reply_bar,
+    thread_panel,
+)
 from .common import can_in
 from .frame import banner, members, rail, sidebar, toasts
 from .modals import overlay
@@ -31,7 +40,8 @@ class ViewCache:
 
     fragments: dict[tuple[Any, ...], str] = field(default_factory=dict)
     #: (channel, window start) -> the last list's fragments, their joined HTML, message ids
-    lists: dict[tuple[bytes, int], tuple[list[str], str, list[bytes]]] = field(default_factory=dict)
+    #: channel -> the last list computed (and posted) for it
+    lists: dict[bytes, ShownList] = field(default_factory=dict)
     anchors: dict[bytes, int] = field(default_factory=dict)
     memo: ListMemo | None = None
     waiting: WaitingMemo | None = None

@@ -33,6 +33,7 @@ __all__ = [
     "header",
     "message_list",
     "ListHtml",
+    "ShownList",
     "thread_panel",
     "reply_bar",
     "ListMemo",
@@ -45,7 +46,7 @@ __all__ = [
 GROUP_MS = 7 * 60_000
 #: New messages are appended to the rendered window until it is this much over its size, so
 #: live traffic patches the list by appending instead of re-rendering it.
-SLACK = 60
+SLACK = 20
 #: Rendered message fragments kept for re-use (a render re-uses unchanged ones).
 MAX_CACHED_FRAGMENTS = 4_000
 #: Rows the page may patch in place; more changes than this redraw the list.
@@ -175,16 +176,28 @@ def _window(app: App, channel_id: bytes, total: int) -> int:
 
 
 class ListHtml(NamedTuple):
-    """The message list for the app to post: ``whole`` is the list; when the page holds the
-    previous one, ``shown`` is that very string, and the page gets there by replacing the rows
-    in ``patches`` (``(message id hex, row html)``) and appending ``new``. Otherwise ``shown`` is
-    ``whole`` and there is nothing to patch or append. The app tells the cases apart by the
-    identity of ``shown`` and what it posted last."""
+    """The message list for the app to post: ``whole`` is the list. When the page holds the
+    previous one, ``shown`` is that very string, and the page gets to ``whole`` by dropping the
+    first ``trim`` message rows (the window moved on), replacing the rows in ``patches``
+    (``(row key, row html)``; the key is a message id in hex, or ``intro``) and appending
+    ``new``. Otherwise ``shown`` is ``whole`` and there is nothing else. The app tells the cases
+    apart by the identity of ``shown`` and what it posted last."""
 
     shown: str
     new: str
     whole: str
     patches: list[tuple[str, str]]
+    trim: int = 0
+
+
+@dataclass(slots=True)
+class ShownList:
+    """The last list computed for a channel."""
+
+    start: int
+    fragments: list[str]
+    whole: str
+    ids: list[bytes]
 
 
 def message_list(app: App) -> ListHtml:
@@ -201,29 +214,33 @@ def message_list(app: App) -> ListHtml:
         if start == 0
         else f"<button {attrs(class_='load-older', data_action='load-older')}>Load older messages</button>"
     )
+    intro = f'<div class="msg-row" data-row="intro">{intro}</div>'
     shown_ids = ids[start:]
     fragments = [intro, *_list_fragments(app, state, channel_id, start, shown_ids)]
-    key = (channel_id, start)
-    previous = app.view_cache.lists.get(key)
-    if previous is not None and previous[0] == fragments:
-        return ListHtml(previous[1], "", previous[1], [])
-    if (
-        previous is not None
-        and len(previous[0]) <= len(fragments)
-        and shown_ids[: len(previous[2])] == previous[2]
-    ):
-        # the same messages in the same places, maybe some changed, maybe more after them
-        before = previous[0]
-        changed = [i for i in range(len(before)) if fragments[i] is not before[i]]
-        changed = [i for i in changed if fragments[i] != before[i]]
-        if len(changed) <= MAX_PATCHES and 0 not in changed:
-            extra = "".join(fragments[len(before) :])
-            whole = "".join(fragments) if changed else previous[1] + extra
-            app.view_cache.lists = {key: (fragments, whole, shown_ids)}
-            patches = [(shown_ids[i - 1].hex(), fragments[i]) for i in changed]
-            return ListHtml(previous[1], extra, whole, patches)
+    previous = app.view_cache.lists.get(channel_id)
+    app.view_cache.lists = {}
+    if previous is not None and previous.fragments == fragments:
+        app.view_cache.lists = {channel_id: previous}
+        return ListHtml(previous.whole, "", previous.whole, [])
+    trim = start - previous.start if previous is not None else -1
+    if previous is not None and 0 <= trim <= len(previous.ids):
+        kept = previous.ids[trim:]
+        before = [previous.fragments[0], *previous.fragments[1 + trim :]]
+        if len(before) <= len(fragments) and shown_ids[: len(kept)] == kept:
+            # the same messages in the same places after the trimmed ones; some may have
+            # changed, more may follow
+            changed = [i for i in range(len(before)) if fragments[i] is not before[i]]
+            changed = [i for i in changed if fragments[i] != before[i]]
+            if len(changed) <= MAX_PATCHES:
+                extra = "".join(fragments[len(before) :])
+                whole = "".join(fragments) if changed or trim else previous.whole + extra
+                app.view_cache.lists = {channel_id: ShownList(start, fragments, whole, shown_ids)}
+                patches = [
+                    ("intro" if i == 0 else shown_ids[i - 1].hex(), fragments[i]) for i in changed
+                ]
+                return ListHtml(previous.whole, extra, whole, patches, trim)
     joined = "".join(fragments)
-    app.view_cache.lists = {key: (fragments, joined, shown_ids)}
+    app.view_cache.lists = {channel_id: ShownList(start, fragments, joined, shown_ids)}
     return ListHtml(joined, "", joined, [])
 
 
