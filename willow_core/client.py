@@ -19,7 +19,7 @@ from .hlc import HybridClock
 from .identity import Identity
 from .invite import InviteLink, sign_join
 from .keyring import UNKEYED_KINDS, Entropy, KeyPolicy, Keyring
-from .kinds import CreateServer, Join, Payload, Sealed, SealedMessage, ShareChannelKey, Vote
+from .kinds import CreateServer, Join, Payload, Sealed, ShareChannelKey, Vote
 from .managed import ManagedDag, Receipt
 from .state import ServerState, state_hash
 
@@ -270,21 +270,16 @@ class Community:
         """Sealed content and shares name a key epoch; depending on the event that started it
         orders them after it (replay requires the epoch to be known)."""
         state = self.state
-        if type(payload) is SealedMessage:  # the usual, one per message sent
-            channel: bytes | None = payload.channel
-            kid: bytes = payload.sealed.key
-        else:
-            sealed = getattr(payload, "sealed", None)
-            found = sealed.key if sealed is not None else None
-            if isinstance(payload, ShareChannelKey):
-                found = payload.key
-            if found is None:
-                return ()
-            kid = found
-            channel = getattr(payload, "channel", None)
-            if channel is None:  # an edit: the channel is the edited message's
-                message = state.messages.get(getattr(payload, "message", b""))
-                channel = message.channel if message is not None else None
+        sealed = getattr(payload, "sealed", None)
+        kid = sealed.key if sealed is not None else None
+        if isinstance(payload, ShareChannelKey):
+            kid = payload.key
+        if kid is None:
+            return ()
+        channel = getattr(payload, "channel", None)
+        if channel is None:  # an edit: the channel is the edited message's
+            message = state.messages.get(getattr(payload, "message", b""))
+            channel = message.channel if message is not None else None
         epochs = state.channel_keys.get(channel) if channel else None
         epoch = epochs.get(kid) if epochs else None
         return (epoch.event,) if epoch is not None and epoch.event in self.dag.events else ()
