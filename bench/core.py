@@ -79,13 +79,13 @@ def replay(n_events: int = 100_000, rounds: int = 3) -> Result:
         for event_id, _depth, signable, _sig in stored:
             table[event_id] = cbor2.loads(signable)
 
-    subject_s, baseline_s = best_time(
-        lambda: _reload(fresh.server_id, stored), baseline, rounds
-    )
+    subject_s, baseline_s = best_time(lambda: _reload(fresh.server_id, stored), baseline, rounds)
     return report(
         Result("replay", subject_s, baseline_s, "s", subject_s / baseline_s, "<=", 3.0),
-        [f"per event: subject {subject_s / n_events * 1e6:.1f} us, "
-         f"bare {baseline_s / n_events * 1e6:.1f} us"],
+        [
+            f"per event: subject {subject_s / n_events * 1e6:.1f} us, "
+            f"bare {baseline_s / n_events * 1e6:.1f} us"
+        ],
     )
 
 
@@ -111,8 +111,8 @@ def late_event(count: int = 100, behind: int = 200, rounds: int = 3) -> Result:
     large = min(_late_cost(100_000, count, behind) for _ in range(rounds))
     return report(
         Result("late-event", large, small, "s", large / small, "<=", 2.0),
-        [f"{count} late events, each concurrent with the last {behind} events; "
-         "subject = on 100k history, baseline = on 1k history"],
+        [
+            f"{count} late events, each concurrent with the last {behind} events; "
+            "subject = on 100k history, baseline = on 1k history"
+        ],
     )
-
-

@@ -55,11 +55,7 @@ class _Writer:
         me = person.public_key
         head = self.head.get(me)
         covered = self.covered[me]
-        deps = [
-            e.id
-            for a, e in self.view[me].items()
-            if a != me and covered.get(a) != e.id
-        ][:60]
+        deps = [e.id for a, e in self.view[me].items() if a != me and covered.get(a) != e.id][:60]
         deps = sorted(set(deps) | set(extra_deps))
         parents = [self.by_id[d] for d in deps] + ([head] if head else [])
         self.clock += 7
