@@ -620,17 +620,23 @@ def _write_sealed_message(payload: SealedMessage) -> bytes | None:
         box_head = _HEAD16(0x59, size)  # the cap is below 65536
     else:
         return None
-    if thread is None and reply_to is None:
-        tail = _TWO_NULLS
-    else:
-        thread_part = _NULL if thread is None else _id_or_null(thread)
-        reply_part = _NULL if reply_to is None else _id_or_null(reply_to)
-        if thread_part is None or reply_part is None:
-            return None
-        tail = thread_part + reply_part
+    tail = _thread_reply(thread, reply_to)
+    if tail is None:
+        return None
     return b"".join(
         (_SEALED_MESSAGE_HEAD, channel, _SEALED_HEAD, key, _SALT_HEAD, salt, box_head, box, tail)
     )
+
+
+def _thread_reply(thread: object, reply_to: object) -> bytes | None:
+    """The two optional trailing ids of a (sealed) message record, or None if either is not
+    an id or null."""
+    if thread is None and reply_to is None:
+        return _TWO_NULLS
+    thread_part, reply_part = _id_or_null(thread), _id_or_null(reply_to)
+    if thread_part is None or reply_part is None:
+        return None
+    return thread_part + reply_part
 
 
 def _write_message(payload: Message) -> bytes | None:
@@ -643,14 +649,9 @@ def _write_message(payload: Message) -> bytes | None:
         utf8 = text.encode()
     except UnicodeEncodeError:  # a lone surrogate: the checked path says so
         return None
-    if thread is None and reply_to is None:
-        tail = _TWO_NULLS
-    else:
-        thread_part = _NULL if thread is None else _id_or_null(thread)
-        reply_part = _NULL if reply_to is None else _id_or_null(reply_to)
-        if thread_part is None or reply_part is None:
-            return None
-        tail = thread_part + reply_part
+    tail = _thread_reply(thread, reply_to)
+    if tail is None:
+        return None
     return b"".join((_MESSAGE_HEAD, channel, _head(0x60, len(utf8)), utf8, tail))
 
 

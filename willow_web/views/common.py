@@ -61,9 +61,13 @@ def avatar(state: ServerState | None, peer: bytes, size: str = "") -> Markup:
     )
 
 
+def _offset_ms(app: App) -> int:
+    """The page's time-zone offset (minutes west of UTC, as JavaScript gives it) in ms."""
+    return int(app.config.get("tz_offset_min", 0) or 0) * 60_000
+
+
 def _local(app: App, ms: int) -> time.struct_time:
-    offset = int(app.config.get("tz_offset_min", 0) or 0)
-    return time.gmtime(ms / 1000 - offset * 60)
+    return time.gmtime((ms - _offset_ms(app)) / 1000)
 
 
 def clock(app: App, ms: int) -> str:
@@ -72,8 +76,7 @@ def clock(app: App, ms: int) -> str:
 
 def day_number(app: App, ms: int) -> int:
     """Which local day ``ms`` falls on (cheap: no calendar), for day separators."""
-    offset = int(app.config.get("tz_offset_min", 0) or 0)
-    return (ms - offset * 60_000) // 86_400_000
+    return (ms - _offset_ms(app)) // 86_400_000
 
 
 def day(app: App, ms: int) -> str:
