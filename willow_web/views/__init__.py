@@ -17,7 +17,6 @@ from willow_core.permissions import Permission
 from .chat import (
     ListHtml,
     ListMemo,
-    ShownList,
     WaitingMemo,
     header,
     message_list,
@@ -36,12 +35,11 @@ __all__ = ["render_regions", "ViewCache"]
 
 @dataclass(slots=True)
 class ViewCache:
-    """Rendering memory: message fragments, the last list per channel, window anchors."""
+    """Rendering memory: message fragments, window anchors, the last list (``memo``: what it
+    was drawn from and what the page was given), the unreadable count, corrupt boxes."""
 
     fragments: dict[tuple[Any, ...], str] = field(default_factory=dict)
-    #: (channel, window start) -> the last list's fragments, their joined HTML, message ids
-    #: channel -> the last list computed (and posted) for it
-    lists: dict[bytes, ShownList] = field(default_factory=dict)
+    #: channel -> where its message window starts
     anchors: dict[bytes, int] = field(default_factory=dict)
     memo: ListMemo | None = None
     waiting: WaitingMemo | None = None

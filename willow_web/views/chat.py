@@ -33,7 +33,6 @@ __all__ = [
     "header",
     "message_list",
     "ListHtml",
-    "ShownList",
     "thread_panel",
     "reply_bar",
     "ListMemo",
@@ -190,16 +189,6 @@ class ListHtml(NamedTuple):
     trim: int = 0
 
 
-@dataclass(slots=True)
-class ShownList:
-    """The last list computed for a channel."""
-
-    start: int
-    fragments: list[str]
-    whole: str
-    ids: list[bytes]
-
-
 def message_list(app: App) -> ListHtml:
     state, channel_id = app.state, app.channel_id
     if state is None or channel_id is None or channel_id not in state.channels:
@@ -216,16 +205,19 @@ def message_list(app: App) -> ListHtml:
     )
     intro = f'<div class="msg-row" data-row="intro">{intro}</div>'
     shown_ids = ids[start:]
-    fragments = [intro, *_list_fragments(app, state, channel_id, start, shown_ids)]
-    previous = app.view_cache.lists.get(channel_id)
-    app.view_cache.lists = {}
-    if previous is not None and previous.fragments == fragments:
-        app.view_cache.lists = {channel_id: previous}
+    previous = app.view_cache.memo
+    if previous is not None and previous.channel != channel_id:
+        previous = None
+    memo = _list_fragments(app, state, channel_id, start, shown_ids)
+    memo.intro = intro
+    fragments = [intro, *memo.fragments]
+    if previous is not None and previous.intro == intro and previous.fragments == memo.fragments:
+        memo.whole = previous.whole
         return ListHtml(previous.whole, "", previous.whole, [])
     trim = start - previous.start if previous is not None else -1
     if previous is not None and 0 <= trim <= len(previous.ids):
         kept = previous.ids[trim:]
-        before = [previous.fragments[0], *previous.fragments[1 + trim :]]
+        before = [previous.intro, *previous.fragments[trim:]]
         if len(before) <= len(fragments) and shown_ids[: len(kept)] == kept:
             # the same messages in the same places after the trimmed ones; some may have
             # changed, more may follow
@@ -234,14 +226,13 @@ def message_list(app: App) -> ListHtml:
             if len(changed) <= MAX_PATCHES:
                 extra = "".join(fragments[len(before) :])
                 whole = "".join(fragments) if changed or trim else previous.whole + extra
-                app.view_cache.lists = {channel_id: ShownList(start, fragments, whole, shown_ids)}
+                memo.whole = whole
                 patches = [
                     ("intro" if i == 0 else shown_ids[i - 1].hex(), fragments[i]) for i in changed
                 ]
                 return ListHtml(previous.whole, extra, whole, patches, trim)
-    joined = "".join(fragments)
-    app.view_cache.lists = {channel_id: ShownList(start, fragments, joined, shown_ids)}
-    return ListHtml(joined, "", joined, [])
+    memo.whole = "".join(fragments)
+    return ListHtml(memo.whole, "", memo.whole, [])
 
 
 @dataclass(slots=True)
@@ -257,6 +248,13 @@ class ListMemo:
     ids: list[bytes]
     fragments: list[str]
     pending: frozenset[bytes]
+    channel: bytes
+    #: where the window starts in the channel's messages
+    start: int
+    #: the row above the messages (channel intro or "load older"), and the whole list's HTML:
+    #: what the page was last given (``message_list`` fills them in)
+    intro: str = ""
+    whole: str = ""
 
 
 #: Event kinds whose effect on the message list is confined to the messages ``_touched``
@@ -300,9 +298,10 @@ def _touched(state: ServerState, events: list[Event]) -> set[bytes] | None:
 
 def _list_fragments(
     app: App, state: ServerState, channel_id: bytes, start: int, ids: list[bytes]
-) -> list[str]:
-    """One HTML fragment per message of ``ids``: those that can have changed since the last
-    list are recomputed, the others re-used (live chat costs O(new), not O(window))."""
+) -> ListMemo:
+    """One HTML fragment per message of ``ids`` (the new memo's ``fragments``): those that can
+    have changed since the last list are recomputed, the others re-used (live chat costs
+    O(new), not O(window))."""
     community = app.community
     assert community is not None
     managed = community.managed
@@ -344,8 +343,9 @@ def _list_fragments(
         out += _fragments(
             env, ids[len(memo.ids) :], messages.get(memo.ids[-1]) if memo.ids else None
         )
-    app.view_cache.memo = ListMemo(state, stamp, len(managed.order), list(ids), out, pending)
-    return out
+    memo = ListMemo(state, stamp, len(managed.order), list(ids), out, pending, channel_id, start)
+    app.view_cache.memo = memo
+    return memo
 
 
 def _empty(app: App) -> str:
