@@ -12,6 +12,7 @@ fixture). Screenshots of the main screens land in ``artifacts/screenshots``.
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,9 +83,21 @@ class Person:
         return value
 
     def tool(self, message_id: str, label: str) -> None:
+        """Point at a message and click one of its tools, as a person would.
+
+        The toolbar shows only under the pointer. A message arriving between the hover
+        and the click scrolls the list, so the row can move away from a pointer that
+        stays still; like a person, point at the row again until its tools show.
+        """
         row = self.page.locator(f"#message-list #m-{message_id}")
-        row.hover()
-        row.get_by_role("button", name=label, exact=True).click()
+        button = row.get_by_role("button", name=label, exact=True)
+        deadline = time.monotonic() + STEP_MS / 1000
+        while True:
+            row.hover()
+            if button.is_visible() or time.monotonic() > deadline:
+                break
+            self.page.wait_for_timeout(50)
+        button.click()
 
     def settings(self, tab: str) -> None:
         if self.page.locator("#overlay .modal[data-modal=settings]").count() == 0:
