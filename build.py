@@ -210,8 +210,18 @@ def ensure_pure_wheel(name: str, requirement: str, sha256: str, cache: Path = CA
         print(f"build: pip download {requirement}", file=sys.stderr)
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             done = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--only-binary=:all:", "--dest", scratch, requirement],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--dest",
+                    scratch,
+                    requirement,
+                ],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -235,10 +245,24 @@ def ensure_cbor2_wheel(cache: Path = CACHE) -> Path:
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             done = subprocess.run(
                 [
-                    sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                    "--only-binary=:all:", "--platform", PYODIDE_PLATFORM,
-                    "--python-version", PYODIDE_PYTHON, "--implementation", "cp",
-                    "--abi", "cp314", "--dest", scratch, CBOR2_REQUIREMENT,
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--platform",
+                    PYODIDE_PLATFORM,
+                    "--python-version",
+                    PYODIDE_PYTHON,
+                    "--implementation",
+                    "cp",
+                    "--abi",
+                    "cp314",
+                    "--dest",
+                    scratch,
+                    CBOR2_REQUIREMENT,
                 ],
                 capture_output=True,
                 text=True,
@@ -371,10 +395,7 @@ def own_wheel(
         f"Requires-Dist: {CBOR2_REQUIREMENT}\n"
     )
     wheel_meta = (
-        "Wheel-Version: 1.0\n"
-        "Generator: willow-build\n"
-        "Root-Is-Purelib: true\n"
-        "Tag: py3-none-any\n"
+        "Wheel-Version: 1.0\nGenerator: willow-build\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
     entries = sorted(files.items())
     entries += [
@@ -588,9 +609,7 @@ def _write(out: _Out, target: Path) -> None:
         raise
 
 
-def build_site(
-    out: Path = DEFAULT_OUT, *, root: Path = ROOT, cache: Path = CACHE
-) -> Site:
+def build_site(out: Path = DEFAULT_OUT, *, root: Path = ROOT, cache: Path = CACHE) -> Site:
     """Build the site into ``out`` (replacing a previous build there) and return its manifest."""
     web = root / "web"
     modules = ensure_node_modules(web)

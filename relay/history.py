@@ -27,6 +27,7 @@ __all__ = ["HistoryRequest", "HistoryPage", "Cursor"]
 Cursor = tuple[int, bytes]
 """``(depth, id)``: a page holds events strictly older than this."""
 
+
 class HistoryRequest(NamedTuple):
     request_id: int
     server: bytes

@@ -252,4 +252,3 @@ class Session:
             return
         hub.publishes += 1
         hub.bus.publish(envelope.topic, frame, self)
-

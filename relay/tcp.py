@@ -133,9 +133,7 @@ class TcpLink(asyncio.Protocol):
             return
         transport.close()  # after the buffered bytes (the ERROR frame last) are written
         if self._abort_timer is None and not self._lost:
-            self._abort_timer = self.hub.loop.call_later(
-                self.hub.limits.close_grace_s, self._abort
-            )
+            self._abort_timer = self.hub.loop.call_later(self.hub.limits.close_grace_s, self._abort)
 
     def _abort(self) -> None:
         """The peer did not take its last bytes within the grace time: drop them."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh --browser: also Debian's chromium) and runs every check: ruff lint,
-# mypy --strict (files and options from pyproject's [tool.mypy]), then the whole pytest suite,
+# Sets up (scripts/setup.sh --browser: also Debian's chromium) and runs every check: ruff lint and
+# format, mypy --strict (files and options from pyproject's [tool.mypy]), then the whole pytest suite,
 # browser tier included (tests/browser: Playwright driving /usr/bin/chromium headless against
 # the site build.py makes). Every check runs even when an earlier one fails, so one run shows
 # all problems; the exit status is non-zero if any failed.
@@ -15,6 +15,9 @@ failed=()
 
 echo "test: ruff check ."
 .venv/bin/ruff check --quiet . || failed+=(ruff)
+
+echo "test: ruff format --check ."
+.venv/bin/ruff format --check --quiet . || failed+=(ruff-format)
 
 echo "test: mypy (strict)"
 .venv/bin/mypy || failed+=(mypy)

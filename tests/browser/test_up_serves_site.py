@@ -33,14 +33,23 @@ def fetch(url: str) -> tuple[dict[str, str], bytes]:
         return dict(response.headers), response.read()
 
 
-def test_willow_up_serves_the_site_and_the_capability_document(
-    site: Site, tmp_path: Path
-) -> None:
+def test_willow_up_serves_the_site_and_the_capability_document(site: Site, tmp_path: Path) -> None:
     tcp, ws, http = free_port(), free_port(), free_port()
     command = [
-        sys.executable, "-m", "relay.cli", "up", "--data", str(tmp_path / "willow"),
-        "--tcp-port", str(tcp), "--ws-port", str(ws), "--http-port", str(http),
-        "--static", str(site.root),
+        sys.executable,
+        "-m",
+        "relay.cli",
+        "up",
+        "--data",
+        str(tmp_path / "willow"),
+        "--tcp-port",
+        str(tcp),
+        "--ws-port",
+        str(ws),
+        "--http-port",
+        str(http),
+        "--static",
+        str(site.root),
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -25,7 +25,7 @@ from build import build_site
 #: The stub entry point. It counts boots in /persist (so a restart shows what persisted),
 #: posts a plain dict, echoes page messages (4 and 5 through an awaitable), and raises on
 #: demand (3 at once, 5 later).
-STUB_BOOT = '''
+STUB_BOOT = """
 import asyncio
 from pathlib import Path
 
@@ -55,7 +55,7 @@ async def start(env):
         env.post({"type": "echo", "n": message.n})
 
     return on_message
-'''
+"""
 
 #: A page that boots the worker and records what it says; ?config=<json> is the boot config.
 STUB_MAIN = """

@@ -59,6 +59,7 @@ class DecodeCounter:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
+
         def counting(data: bytes) -> tuple[FrameType, list[object]]:
             self.calls += 1
             return parse_frame(data)

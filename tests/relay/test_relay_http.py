@@ -26,9 +26,7 @@ from willow_core.encoding import encode
 from willow_core.wire import AUTH_TAG, ENVELOPE_TAG, MAX_FRAME_BYTES
 
 
-async def fetch(
-    port: int, path: str, **headers: str
-) -> tuple[int, CIMultiDict[str], bytes]:
+async def fetch(port: int, path: str, **headers: str) -> tuple[int, CIMultiDict[str], bytes]:
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"http://127.0.0.1:{port}{path}", headers=headers) as response,
@@ -93,13 +91,13 @@ def test_capability_document_etag(tmp_path: Path) -> None:
             etag = headers["ETag"]
             _, again, second = await fetch(relay.http_port, WELL_KNOWN_PATH)
             assert (again["ETag"], second) == (etag, first)  # deterministic signature
-            status, _, empty = await fetch(relay.http_port, WELL_KNOWN_PATH, **{
-                "If-None-Match": etag
-            })
+            status, _, empty = await fetch(
+                relay.http_port, WELL_KNOWN_PATH, **{"If-None-Match": etag}
+            )
             assert (status, empty) == (304, b"")
-            status, _, _ = await fetch(relay.http_port, WELL_KNOWN_PATH, **{
-                "If-None-Match": '"something-else"'
-            })
+            status, _, _ = await fetch(
+                relay.http_port, WELL_KNOWN_PATH, **{"If-None-Match": '"something-else"'}
+            )
             assert status == 200
 
     run(body)

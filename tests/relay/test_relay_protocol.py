@@ -415,4 +415,3 @@ def test_subscribing_twice_and_unsubscribing_unknown_topics_are_harmless(tmp_pat
             await bob.close()
 
     run(body)
-
