@@ -567,32 +567,38 @@ def _emoji(emoji: str, ctx: Context) -> str:
     return str(esc(emoji))
 
 
+#: A tool button's HTML up to its message id, per (label, icon, action): the same few strings
+#: for every message shown, so they are written once.
+_TOOL_OPEN: dict[tuple[str, ...], str] = {}
+
+
+def _tool(label: str, icon: str, action: str, hexid: str, **extra: str) -> str:
+    key = (label, icon, action, *extra.values())
+    head = _TOOL_OPEN.get(key)
+    if head is None:
+        a = attrs(class_="tool", title=label, aria_label=label, data_action=action, **extra)
+        head = _TOOL_OPEN[key] = f"<button {a} "
+    return f'{head}data-id="{hexid}">{icon}</button>'
+
+
 def _toolbar(
     app: App, state: ServerState, m: ChatMessage, has_thread: bool, channel_id: bytes
 ) -> str:
-    hexid = m.id.hex()
+    hexid = m.id.hex()  # hex digits: nothing to escape
     buttons = []
-
-    def button(label: str, icon: str, action: str) -> None:
-        buttons.append(
-            f"<button {attrs(class_='tool', title=label, aria_label=label, data_action=action, data_id=hexid)}>{icon}</button>"
-        )
-
     if can_in(app, channel_id, Permission.ADD_REACTIONS):
-        button("Add reaction", "😊", "picker")
+        buttons.append(_tool("Add reaction", "😊", "picker", hexid))
     if can_in(app, channel_id, Permission.SEND_MESSAGES):
-        button("Reply", "↩", "reply")
+        buttons.append(_tool("Reply", "↩", "reply", hexid))
     if not has_thread and m.thread is None and can_in(app, channel_id, Permission.CREATE_THREADS):
-        buttons.append(
-            f"<button {attrs(class_='tool', title='Create thread', aria_label='Create thread', data_action='open-modal', data_modal='thread-new', data_id=hexid)}>🧵</button>"
-        )
+        buttons.append(_tool("Create thread", "🧵", "open-modal", hexid, data_modal="thread-new"))
     if can_in(app, channel_id, Permission.MANAGE_MESSAGES):
         pinned = m.id in state.channels[channel_id].pins
-        button("Unpin" if pinned else "Pin", "📌", "pin")
+        buttons.append(_tool("Unpin" if pinned else "Pin", "📌", "pin", hexid))
     if m.author == app.me:
-        button("Edit", "✎", "edit")
+        buttons.append(_tool("Edit", "✎", "edit", hexid))
     if m.author == app.me or can_in(app, channel_id, Permission.MANAGE_MESSAGES):
-        button("Delete", "🗑", "delete")
+        buttons.append(_tool("Delete", "🗑", "delete", hexid))
     return f'<div class="toolbar" role="toolbar">{"".join(buttons)}</div>'
 
 
