@@ -46,6 +46,11 @@ MESSAGE_WINDOW = 80
 #: Toasts shown at once (older ones drop).
 MAX_TOASTS = 3
 TOAST_MS = 5_000
+#: Own events kept per community for re-sending until a storage worker acknowledges them.
+#: Behind a relay without storage nothing is ever acknowledged: the newest are what a
+#: reconnect must re-send (older ones went out on earlier connections), and the settings
+#: file, about 40 bytes an id, stays far below the store's MAX_UI_BYTES.
+MAX_UNACKED = 4_096
 
 
 class Io(Protocol):
@@ -317,11 +322,7 @@ class App:
         now = self.io.now_ms()
         node.tick(now)
         self.key_work()
-        for ids in self.ui.unacked.values():
-            acked = {i for i in ids if node.stored.get(i)}
-            if acked:
-                ids -= acked
-                self._dirty_ui = True
+        self.notice_acks()
         for server, catch in list(self.catching.items()):
             progress = node.progress.get(server)
             if progress is None:
@@ -338,6 +339,24 @@ class App:
             self.save_ui()
         self.render()
         self.io.wake()
+
+    def notice_acks(self) -> bool:
+        """Forget own events a storage worker has acknowledged (they stop showing as
+        pending); True if there were any. The shell calls this after the frames it handles,
+        so a message turns from pending to stored as its acknowledgement arrives, one row at
+        a time, rather than in a batch on the next tick."""
+        node = self.node
+        if node is None:
+            return False
+        stored, changed = node.stored, False
+        for ids in self.ui.unacked.values():
+            acked = [i for i in ids if stored.get(i)]
+            if acked:
+                ids.difference_update(acked)
+                changed = True
+        if changed:
+            self._dirty_ui = True
+        return changed
 
     # --- acting -----------------------------------------------------------------------------
 
@@ -376,7 +395,12 @@ class App:
     def _publish_own(self, server: bytes, ev: Event) -> None:
         community = self.node.communities[server]  # type: ignore[union-attr]
         self.store.append_rows(server, [(ev.id, community.dag.depth[ev.id], ev.signable, ev.sig)])
-        self.ui.unacked.setdefault(server, set()).add(ev.id)
+        unacked = self.ui.unacked.setdefault(server, set())
+        unacked.add(ev.id)
+        if len(unacked) > MAX_UNACKED:  # keep the newest three quarters (amortised)
+            depth = community.dag.depth
+            oldest = sorted(unacked, key=lambda i: depth.get(i, 0))
+            unacked.difference_update(oldest[: len(unacked) - MAX_UNACKED * 3 // 4])
         self._dirty_ui = True
         self.io.persist()
 

@@ -232,6 +232,7 @@ class BrowserShell:
                 self._delay = BACKOFF_S[0]
             if time.perf_counter() - began >= SLICE_S:
                 break
+        app.notice_acks()  # drawn below with whatever else came
         now = time.perf_counter()
         typing = now - self._input_at < INPUT_RECENT_S
         self._drain_not_before = now + ((now - began) * TYPING_PAUSE if typing else 0.0)
