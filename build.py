@@ -202,25 +202,23 @@ PURE_WHEELS = (
 )
 
 
-def ensure_pure_wheel(name: str, requirement: str, sha256: str, cache: Path = CACHE) -> Path:
-    """A pinned py3-none-any wheel, downloaded once with pip and checked against its hash."""
+def _pinned_wheel(
+    name: str, requirement: str, sha256: str, cache: Path, pip_args: tuple[str, ...] = ()
+) -> Path:
+    """Wheel ``name`` of ``requirement``, downloaded once with pip (``pip_args``: a platform
+    other than this one) and checked against its hash."""
     target = cache / "wheels" / name
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        print(f"build: pip download {requirement}", file=sys.stderr)
+        platform = f" ({pip_args[pip_args.index('--platform') + 1]})" if pip_args else ""
+        print(f"build: pip download {requirement}{platform}", file=sys.stderr)
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             done = subprocess.run(
                 [
                     sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "--dest",
-                    scratch,
-                    requirement,
+                    *("-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"),
+                    *pip_args,
+                    *("--dest", scratch, requirement),
                 ],
                 capture_output=True,
                 text=True,
@@ -236,46 +234,16 @@ def ensure_pure_wheel(name: str, requirement: str, sha256: str, cache: Path = CA
     return target
 
 
+def ensure_pure_wheel(name: str, requirement: str, sha256: str, cache: Path = CACHE) -> Path:
+    """A pinned py3-none-any wheel, downloaded once with pip and checked against its hash."""
+    return _pinned_wheel(name, requirement, sha256, cache)
+
+
 def ensure_cbor2_wheel(cache: Path = CACHE) -> Path:
     """The pinned cbor2 wasm wheel, downloaded once with pip and checked against its hash."""
-    target = cache / "wheels" / CBOR2_WHEEL
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        print(f"build: pip download {CBOR2_REQUIREMENT} ({PYODIDE_PLATFORM})", file=sys.stderr)
-        with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "--platform",
-                    PYODIDE_PLATFORM,
-                    "--python-version",
-                    PYODIDE_PYTHON,
-                    "--implementation",
-                    "cp",
-                    "--abi",
-                    "cp314",
-                    "--dest",
-                    scratch,
-                    CBOR2_REQUIREMENT,
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            fetched = Path(scratch) / CBOR2_WHEEL
-            if done.returncode != 0 or not fetched.is_file():
-                raise BuildError(f"pip download {CBOR2_REQUIREMENT} failed:\n{done.stderr}")
-            fetched.replace(target)
-    actual = hashlib.sha256(target.read_bytes()).hexdigest()
-    if actual != CBOR2_SHA256:
-        raise BuildError(f"{target} has sha256 {actual}, expected {CBOR2_SHA256}")
-    return target
+    wasm = ("--platform", PYODIDE_PLATFORM, "--python-version", PYODIDE_PYTHON)
+    abi = ("--implementation", "cp", "--abi", "cp314")
+    return _pinned_wheel(CBOR2_WHEEL, CBOR2_REQUIREMENT, CBOR2_SHA256, cache, wasm + abi)
 
 
 # --- our own wheel -----------------------------------------------------------------------------
