@@ -349,6 +349,77 @@ window.addEventListener("online", () => post({ type: "online" }));
 window.addEventListener("offline", () => post({ type: "offline" }));
 window.addEventListener("hashchange", () => ready && openJoinFromHash());
 
+// --- one tab at a time ---------------------------------------------------------------------
+
+/** The Web Lock the tab running Willow holds (locks are per origin, as the storage is). */
+const TAB_LOCK = "willow-app";
+/** How long a new tab waits for the lock before saying Willow is open elsewhere: a reloading
+ * tab's old document may still hold it for a moment. */
+const TAB_WAIT_MS = 1500;
+
+/** Resolves once this tab may run Willow. Two tabs would each sign as the same person from
+ * their own copy of the history, forking that person's chain of events, and overwrite each
+ * other's storage; so the tab that runs Willow holds a Web Lock while it lives. Another tab
+ * says Willow is open elsewhere and offers to move it here: it takes the lock over, and the
+ * tab that had it stops its worker (before booting, a tab's worker has touched neither the
+ * storage nor the relay). */
+function claimTab() {
+  if (!navigator.locks) {
+    tab = "held"; // no Web Locks: nothing to coordinate with
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const hold = () => {
+      tab = "held";
+      resolve();
+      return new Promise(() => {}); // held until the tab closes, or another tab takes it
+    };
+    const lost = () => {
+      if (tab === "held") stopped();
+      tab = "lost";
+    };
+    const wait = { signal: AbortSignal.timeout(TAB_WAIT_MS) };
+    navigator.locks.request(TAB_LOCK, wait, hold).catch(() => {
+      if (tab === "held") return lost(); // taken over by another tab
+      elsewhere("Willow is open in another tab.", () =>
+        navigator.locks.request(TAB_LOCK, { steal: true }, hold).catch(lost),
+      );
+    });
+  });
+}
+
+/** "waiting" for the lock, "held", or "lost" to another tab. */
+let tab = "waiting";
+
+/** Another tab took Willow over: stop the worker, say so, offer to take it back. */
+function stopped() {
+  worker.terminate();
+  ready = false;
+  delete document.documentElement.dataset.ready;
+  elsewhere("Willow was opened in another tab.", () => location.reload());
+}
+
+function elsewhere(text, action) {
+  const loading = $("loading");
+  loading.hidden = false;
+  loading.classList.add("elsewhere");
+  $("loading-text").textContent = text;
+  const button = document.createElement("button");
+  button.id = "use-here";
+  button.className = "btn primary";
+  button.textContent = "Use Willow here";
+  button.addEventListener("click", () => {
+    button.remove();
+    loading.classList.remove("elsewhere");
+    $("loading-text").textContent = "Starting Willow…";
+    action();
+  });
+  $("use-here")?.remove();
+  loading.append(button);
+}
+
 // --- start --------------------------------------------------------------------------------
 
-relayConfig().then((config) => post({ type: "boot", manifest, config }));
+Promise.all([claimTab(), relayConfig()]).then(([, config]) => {
+  if (tab === "held") post({ type: "boot", manifest, config });
+});
