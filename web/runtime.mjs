@@ -44,17 +44,51 @@ function syncfs(FS, populate) {
 export function makePersist(FS) {
   let tail = Promise.resolve();
   let waiting = null;
+  const flush = flusher(FS);
   return function persist() {
     if (waiting) return waiting;
     const next = tail
       .catch(() => {})
       .then(() => {
         waiting = null;
-        return syncfs(FS, false);
+        return flush();
       });
     waiting = next;
     tail = next;
     return next;
+  };
+}
+
+/**
+ * FS.syncfs(false) for the /persist mount, without reading back what IndexedDB holds each
+ * time: IDBFS compares the local files' modification times with the stored ones, and listing
+ * the stored ones is a cursor over every record, a round trip to the browser per file, on every
+ * flush. This tab is the only writer (main.mjs holds the tab lock), so after the first listing
+ * the stored times are the ones it last wrote. Any failure forgets them: the next flush lists
+ * them again.
+ */
+function flusher(FS) {
+  const IDBFS = FS.filesystems.IDBFS;
+  let remote = null;
+  const step = (fn, ...args) =>
+    new Promise((resolve, reject) => fn(...args, (err, value) => (err ? reject(err) : resolve(value))));
+  return async function flush() {
+    let mount = null;
+    try {
+      mount = FS.lookupPath(PERSIST_DIR).node.mount;
+    } catch {
+      // no storage mounted (a page started without it)
+    }
+    if (mount?.type !== IDBFS) return syncfs(FS, false);
+    try {
+      remote ??= await step(IDBFS.getRemoteSet, mount);
+      const local = await step(IDBFS.getLocalSet, mount);
+      await step(IDBFS.reconcile, local, remote);
+      remote = { ...remote, entries: local.entries };
+    } catch (error) {
+      remote = null;
+      throw error;
+    }
   };
 }
 
