@@ -310,14 +310,9 @@ class Community:
         Raises:
             LocalError: the channel's current epoch has not been shared with us yet.
         """
-        state = self.state
         identity = self.identity
-        if state.member_keys.get(identity.public_key) == identity.x25519_public:
-            sealed = self.keyring.seal_text(state, channel, text, purpose, entropy)
-            if sealed is not None:  # the usual: an epoch we hold
-                return [], sealed
         events: list[Event] = []
-        if state.member_keys.get(identity.public_key) != identity.x25519_public:
+        if self.state.member_keys.get(identity.public_key) != identity.x25519_public:
             events += self.key_work(wall_ms, entropy)
         sealed = self.keyring.seal_text(self.state, channel, text, purpose, entropy)
         if sealed is None and self.keyring.current(self.state, channel) is None:

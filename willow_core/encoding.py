@@ -38,6 +38,7 @@ __all__ = [
     "PARSE_ERRORS",
     "canonical_length",
     "read_head",
+    "write_head",
     "MAX_DEPTH",
 ]
 
@@ -184,6 +185,26 @@ def _check_model(value: CborValue, depth: int) -> None:
 _U16 = Struct(">H").unpack_from
 _U32 = Struct(">I").unpack_from
 _U64 = Struct(">Q").unpack_from
+_HEAD8 = Struct(">BB").pack
+_HEAD16 = Struct(">BH").pack
+_HEAD32 = Struct(">BI").pack
+_HEAD64 = Struct(">BQ").pack
+#: ``_BYTE_HEADS[major + n]``: a head whose argument ``n`` < 24 is in its first byte
+_BYTE_HEADS = [bytes([b]) for b in range(256)]
+
+
+def write_head(major: int, n: int) -> bytes:
+    """The shortest (canonical) head of major type ``major`` (its first byte, as for
+    ``read_head``) with argument ``n``: what hand-written encoders put before a value."""
+    if n < 24:
+        return _BYTE_HEADS[major + n]
+    if n < 256:
+        return _HEAD8(major + 24, n)
+    if n < 65536:
+        return _HEAD16(major + 25, n)
+    if n < 4294967296:
+        return _HEAD32(major + 26, n)
+    return _HEAD64(major + 27, n)
 
 
 def read_head(data: bytes, at: int, major: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import cbor2
 
 from . import crypto
-from .encoding import PARSE_ERRORS, encode, parse_strict, read_head
+from .encoding import PARSE_ERRORS, encode, parse_strict, read_head, write_head
 from .errors import DecodeError, LocalError
 from .kinds import (
     MAX_MESSAGE_CHARS,
@@ -476,31 +476,14 @@ def _checked_signable(
 
 
 _sign = crypto.ed25519_sign
-_HEAD8 = Struct(">BB").pack
-_HEAD16 = Struct(">BH").pack
-_HEAD32 = Struct(">BI").pack
+_head = write_head
 _HEAD64 = Struct(">BQ").pack
 #: ``_UINTS[n]``: the canonical encoding of the unsigned integer ``n`` < 256 (kinds, most seqs)
-_UINTS = [bytes([n]) if n < 24 else bytes([0x18, n]) for n in range(256)]
-#: ``_BYTE_HEADS[major + n]``: a head whose argument ``n`` < 24 is in its first byte
-_BYTE_HEADS = [bytes([b]) for b in range(256)]
+_UINTS = [write_head(0, n) for n in range(256)]
 _NULL = b"\xf6"
 _ONE_DEP = b"\x81" + _ID_HEAD
 _NO_DEPS = b"\x80"
 _TS_FLOOR = 2**32  # a millisecond time past 1970-02-19 takes the 8-byte head
-
-
-def _head(major: int, n: int) -> bytes:
-    """The canonical head of major type ``major`` (its first byte) with argument ``n``."""
-    if n < 24:
-        return _BYTE_HEADS[major + n]
-    if n < 256:
-        return _HEAD8(major + 24, n)
-    if n < 65536:
-        return _HEAD16(major + 25, n)
-    if n < 4294967296:
-        return _HEAD32(major + 26, n)
-    return _HEAD64(major + 27, n)
 
 
 def _fast_signable(
@@ -613,16 +596,12 @@ def _write_sealed_message(payload: SealedMessage) -> bytes | None:
         or type(box) is not bytes
     ):
         return None
-    size = len(box)
-    if size < 256:
-        box_head = _HEAD8(0x58, size) if size >= 24 else _BYTE_HEADS[0x40 + size]
-    elif size <= MAX_SEALED_BYTES:
-        box_head = _HEAD16(0x59, size)  # the cap is below 65536
-    else:
+    if len(box) > MAX_SEALED_BYTES:
         return None
     tail = _thread_reply(thread, reply_to)
     if tail is None:
         return None
+    box_head = _head(0x40, len(box))
     return b"".join(
         (_SEALED_MESSAGE_HEAD, channel, _SEALED_HEAD, key, _SALT_HEAD, salt, box_head, box, tail)
     )
@@ -661,8 +640,6 @@ _SEALED_MESSAGE_HEAD = _MESSAGE_HEAD = b"\x84" + _ID_HEAD
 _SEALED_HEAD = b"\x83" + _head(0x40, KEY_ID_BYTES)
 _SALT_HEAD = _head(0x40, SALT_BYTES)
 _TWO_NULLS = _NULL + _NULL
-if MAX_SEALED_BYTES >= 65536:
-    raise TypeError("_write_sealed_message writes a box's length in at most 2 bytes")
 #: Payload types whose canonical bytes are written and checked by hand (the kinds sent most,
 #: one per chat message), each mirroring its kind's spec; any other value they decline.
 _WRITERS: dict[type[Any], Callable[[Any], bytes | None]] = {
