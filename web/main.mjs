@@ -84,7 +84,7 @@ async function render({ regions, trims, patches, appends, seq }) {
       callbacks: { beforeNodeMorphed: keepFocused },
     });
   }
-  for (const [id, count] of trims || []) {
+  for (const [id, count] of trims) {
     // The window moved on: the oldest message rows leave the top (the intro row stays).
     const rows = $(id)?.querySelectorAll(':scope > .msg-row:not([data-row="intro"])') || [];
     if (rows.length < count) {
@@ -93,7 +93,7 @@ async function render({ regions, trims, patches, appends, seq }) {
     }
     for (let i = 0; i < count; i++) rows[i].remove();
   }
-  for (const [id, row, html] of patches || []) {
+  for (const [id, row, html] of patches) {
     // One message's row changed (a reaction, an acknowledgement, a pin): morph just that row.
     const el = $(id)?.querySelector(`[data-row="${row}"]`);
     if (!el) {

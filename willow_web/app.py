@@ -184,6 +184,8 @@ class App:
         #: community -> when events last arrived there (see LIST_JUMP)
         self._arrived_at: dict[bytes, int] = {}
         self._dirty_ui = False
+        #: the size of ``node.stored`` when ``notice_acks`` last looked
+        self._stored_seen = -1
         self.view_cache = ViewCache()
         from .views.common import SERVICE_NAMES
 
@@ -223,6 +225,7 @@ class App:
         self.identity = identity
         self.display_name = name
         self.node = Node(identity, observe=self._on_receipt)
+        self._stored_seen = -1
         self.link = RelayLink(self.node, on_ready=self._on_link_ready)
 
     def create_identity(self, name: str) -> None:
@@ -349,6 +352,11 @@ class App:
         if node is None:
             return False
         stored, changed = node.stored, False
+        # ``stored`` only grows, by one entry per newly acknowledged event: unchanged in size,
+        # nothing new was acknowledged (the usual case for the frames this runs after).
+        if len(stored) == self._stored_seen:
+            return False
+        self._stored_seen = len(stored)
         for ids in self.ui.unacked.values():
             acked = [i for i in ids if stored.get(i)]
             if acked:

@@ -46,6 +46,9 @@ def test_a_message_turns_from_pending_as_its_acknowledgement_arrives(tmp_path: P
     assert "pending" not in _classes(alice, first)
     assert "pending" in _classes(alice, second)
     assert not alice.notice_acks()  # nothing new
+    alice.node.stored[second] = {bytes.fromhex(STORAGE["key"])}  # and the next one
+    assert alice.notice_acks()
+    assert not alice.pending_ids() & {first, second}
 
 
 def test_unacknowledged_own_events_are_bounded(

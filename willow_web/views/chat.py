@@ -567,13 +567,13 @@ def _emoji(emoji: str, ctx: Context) -> str:
     return str(esc(emoji))
 
 
-#: A tool button's HTML up to its message id, per (label, icon, action): the same few strings
-#: for every message shown, so they are written once.
+#: A tool button's HTML up to its message id, per (label, icon, action, extra attributes): the
+#: same few strings for every message shown, so they are written once.
 _TOOL_OPEN: dict[tuple[str, ...], str] = {}
 
 
 def _tool(label: str, icon: str, action: str, hexid: str, **extra: str) -> str:
-    key = (label, icon, action, *extra.values())
+    key = (label, icon, action, *(f"{name}={value}" for name, value in extra.items()))
     head = _TOOL_OPEN.get(key)
     if head is None:
         a = attrs(class_="tool", title=label, aria_label=label, data_action=action, **extra)
