@@ -12,17 +12,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pytest
 
 from willow_core.client import Community
 from willow_core.errors import LocalError, NotPermitted
-from willow_core.event import Event, _checked_signable, decode_event
+from willow_core.event import Event, _checked_signable, _wire, decode_event
 from willow_core.invite import InviteLink, invite_key
 from willow_core.kinds import (
     CreateChannel,
@@ -87,12 +83,6 @@ def _reference_author(c: Community, payload: Payload, wall_ms: int) -> Event:
     settled = c._deps_complete and len(c.dag.events) == held + 1
     c._deps_settled = held + 1 if settled else -1
     return ev
-
-
-def _wire(signable: bytes, sig: bytes) -> bytes:
-    size = len(signable)
-    head = bytes([0x58, size]) if size < 256 else b"\x59" + size.to_bytes(2, "big")
-    return b"\x82" + head + signable + b"\x58\x40" + sig
 
 
 def _entropy(label: str) -> Callable[[int], bytes]:

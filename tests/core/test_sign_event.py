@@ -11,13 +11,9 @@ are what ``decode_event`` gives for their wire bytes.
 from __future__ import annotations
 
 import enum
-import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any, get_type_hints
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pytest
 from hypothesis import HealthCheck, given, settings
